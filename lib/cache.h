@@ -1,0 +1,53 @@
+/* The result cache: which answers live in Redis under which keys, and the
+ * protocol that keeps them exact (see the comment at the top of cache.c).
+ * Speaks to Redis through redis.h; knows no SQL beyond the three cache-state
+ * statements it asks the ledger to run. */
+#ifndef PL_CACHE_H
+#define PL_CACHE_H
+
+#include <stddef.h>
+
+#include "ledger.h"
+#include "result.h"
+
+/* Creates the cache for l->cfg.redis_url. An unreachable Redis is not an
+ * error (the cache starts degraded); a malformed URL is PL_EINVAL. */
+int pl_cache_create(pl_cache **out, pl_ledger *l);
+void pl_cache_destroy(pl_cache *c);
+
+/* What a miss remembers so that its fill can be refused if a write landed
+ * in between. */
+typedef struct pl_cache_ticket {
+    int armed;          /* a fill may be attempted */
+    int64_t epoch;
+    char token[40];
+    pl_buf key;
+    pl_buf field;
+} pl_cache_ticket;
+
+/* Looks up the answer stored under (entity, field bytes). Returns 1 on a
+ * hit (*out set, may be an empty result for a cached "not found"), 0 on a
+ * miss (the ticket is armed when a fill is possible), -1 when the cache
+ * cannot be used now (bypass: read PostgreSQL, do not fill). */
+int pl_cache_get(pl_cache *c, pl_cache_ticket *t, const char *entity, const void *field,
+                 size_t field_len, pl_result **out);
+
+/* Stores r after a miss unless a write completed since the lookup. */
+void pl_cache_fill(pl_cache *c, pl_cache_ticket *t, const pl_result *r, pl_time valid_until);
+
+void pl_cache_ticket_release(pl_cache_ticket *t);
+
+/* After a committed write: drop the cached answers of these entities.
+ * `epoch` is the cache epoch the write transaction saw. When Redis cannot
+ * be reached, disables the cache for every process before returning. */
+void pl_cache_invalidate(pl_cache *c, const char *const *entities, size_t n, int64_t epoch);
+
+/* Counts a read that skipped the cache on purpose (PL_REALTIME). */
+void pl_cache_note_bypass(pl_cache *c);
+
+void pl_cache_stats(pl_cache *c, pl_stats_info *s);
+
+/* Test hook: called between a miss's database read and its fill. */
+void pl_cache_set_fill_hook(pl_cache *c, void (*hook)(void *), void *arg);
+
+#endif

@@ -1,0 +1,42 @@
+/* Status texts and the per-thread last error message. */
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#define PL_ERRMSG_MAX 1024
+
+static _Thread_local char last_message[PL_ERRMSG_MAX];
+
+const char *pl_strerror(int code)
+{
+    switch (code) {
+    case PL_OK: return "success";
+    case PL_NOT_FOUND: return "no record answers the question";
+    case PL_ITEROVER: return "iteration is over";
+    case PL_EINVAL: return "invalid argument";
+    case PL_ENOMEM: return "out of memory";
+    case PL_ECONNECT: return "cannot connect to PostgreSQL, or the connection broke";
+    case PL_EDB: return "PostgreSQL reported an error";
+    case PL_ETIMEOUT: return "timed out";
+    case PL_ESCHEMA: return "ledger schema missing or of another version";
+    case PL_ECONFLICT: return "conflict with what the ledger already holds";
+    case PL_EPERM: return "operation not permitted";
+    case PL_EUNKNOWN: return "outcome of the write is unknown";
+    default: return "unknown status code";
+    }
+}
+
+const char *pl_errmsg(void)
+{
+    return last_message;
+}
+
+int pl_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    va_end(ap);
+    return code;
+}

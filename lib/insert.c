@@ -1,0 +1,219 @@
+/* Writes: pl_insert, pl_insert_batch, pl_import_batch. Validate everything,
+ * append in one server-side call (one transaction), then invalidate. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "error.h"
+#include "ledger.h"
+#include "validate.h"
+#include "wire.h"
+
+enum { COL_ENTITY, COL_FIELD, COL_NEW, COL_OLD, COL_VFROM, COL_VTO, COL_SOURCE, COL_REASON,
+       COL_META, COL_KEY, COL_TT, NCOLS };
+
+static int key_cmp(const void *a, const void *b)
+{
+    const pl_change *x = *(const pl_change *const *)a, *y = *(const pl_change *const *)b;
+    return strcmp(x->idempotency_key, y->idempotency_key);
+}
+
+/* A key twice in one batch would make the batch disagree with itself. */
+static int check_keys_unique(const pl_change *changes, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += changes[i].idempotency_key != NULL;
+    if (k < 2)
+        return PL_OK;
+    const pl_change **v = malloc(k * sizeof *v);
+    if (!v)
+        return pl_fail(PL_ENOMEM, "out of memory");
+    k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (changes[i].idempotency_key)
+            v[k++] = &changes[i];
+    qsort(v, k, sizeof *v, key_cmp);
+    int rc = PL_OK;
+    for (size_t i = 1; i < k && !rc; i++)
+        if (strcmp(v[i - 1]->idempotency_key, v[i]->idempotency_key) == 0)
+            rc = pl_fail(PL_EINVAL, "changes[%ld].idempotency_key: repeats changes[%ld]'s in one batch",
+                         (long)(v[i] - changes), (long)(v[i - 1] - changes));
+    free(v);
+    return rc;
+}
+
+static int validate_all(const pl_change *changes, const pl_time *tts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = pl_check_change(&changes[i], n > 1 ? (long)i : -1);
+        if (rc)
+            return rc;
+        if (tts && (tts[i] < PL_TIME_MIN || tts[i] > PL_TIME_MAX))
+            return pl_fail(PL_EINVAL, "transaction_times[%zu]: must be an instant in 0001..9999", i);
+    }
+    return check_keys_unique(changes, n);
+}
+
+static void encode(pl_array cols[NCOLS], const pl_change *changes, const pl_time *tts, size_t n)
+{
+    static const unsigned oids[NCOLS] = {PL_OID_TEXT, PL_OID_TEXT, PL_OID_JSONB, PL_OID_JSONB,
+                                         PL_OID_TIMESTAMPTZ, PL_OID_TIMESTAMPTZ, PL_OID_TEXT,
+                                         PL_OID_TEXT, PL_OID_JSONB, PL_OID_TEXT, PL_OID_TIMESTAMPTZ};
+    for (int k = 0; k < NCOLS; k++)
+        pl_array_begin(&cols[k], oids[k]);
+    for (size_t i = 0; i < n; i++) {
+        const pl_change *c = &changes[i];
+        pl_array_text(&cols[COL_ENTITY], c->entity_id);
+        pl_array_text(&cols[COL_FIELD], c->field_name);
+        pl_array_jsonb(&cols[COL_NEW], c->new_value);
+        pl_array_jsonb(&cols[COL_OLD], c->old_value);
+        pl_array_time(&cols[COL_VFROM], c->valid_from);
+        pl_array_time(&cols[COL_VTO], c->valid_to);
+        pl_array_text(&cols[COL_SOURCE], c->source_type);
+        pl_array_text(&cols[COL_REASON], c->change_reason);
+        pl_array_jsonb(&cols[COL_META], c->metadata);
+        pl_array_text(&cols[COL_KEY], c->idempotency_key);
+        if (tts)
+            pl_array_time(&cols[COL_TT], tts[i]);
+    }
+}
+
+static int read_receipts(PGresult *r, pl_receipt *out, size_t n, int64_t *epoch)
+{
+    if (PQntuples(r) != (int)n || PQnfields(r) != 4)
+        return pl_fail(PL_EDB, "append returned %d receipts for %zu changes", PQntuples(r), n);
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (PQgetlength(r, i, 0) != 8 || PQgetlength(r, i, 1) != 8 || PQgetlength(r, i, 2) != 8)
+            return pl_fail(PL_EDB, "append returned a malformed receipt");
+        int64_t ord = pl_get_i64(PQgetvalue(r, i, 0));
+        if (ord < 1 || (uint64_t)ord > n)
+            return pl_fail(PL_EDB, "append returned receipt %lld of %zu", (long long)ord, n);
+        if (out) {
+            out[ord - 1].id = pl_get_i64(PQgetvalue(r, i, 1));
+            out[ord - 1].transaction_time = pl_wire_get_time(PQgetvalue(r, i, 2));
+        }
+        if (!PQgetisnull(r, i, 3))
+            *epoch = pl_get_i64(PQgetvalue(r, i, 3));
+    }
+    return PL_OK;
+}
+
+/* After commit: drop cached answers of every entity written. */
+static void invalidate(pl_ledger *l, const pl_change *changes, size_t n, int64_t epoch)
+{
+    if (!l->cache)
+        return;
+    const char **ids = malloc(n * sizeof *ids);
+    if (!ids) {
+        /* Still must not leave stale answers: one entity at a time. */
+        for (size_t i = 0; i < n; i++)
+            pl_cache_invalidate(l->cache, &changes[i].entity_id, 1, epoch);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = changes[i].entity_id;
+    pl_cache_invalidate(l->cache, ids, n, epoch);
+    free(ids);
+}
+
+static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const pl_time *tts,
+                  size_t n)
+{
+    int rc = validate_all(changes, tts, n);
+    if (rc)
+        return rc;
+    pl_array cols[NCOLS];
+    encode(cols, changes, tts, n);
+    const char *values[NCOLS];
+    int lengths[NCOLS];
+    for (int k = 0; k < NCOLS; k++) {
+        if (pl_array_end(&cols[k]) < 0 || cols[k].buf.len > INT32_MAX) {
+            for (int j = 0; j < NCOLS; j++)
+                pl_buf_free(&cols[j].buf);
+            return pl_fail(PL_ENOMEM, "batch too large to encode");
+        }
+        values[k] = cols[k].buf.data;
+        lengths[k] = (int)cols[k].buf.len;
+    }
+    if (!tts)
+        values[COL_TT] = NULL;
+    int all_keyed = 1;
+    for (size_t i = 0; i < n && all_keyed; i++)
+        all_keyed = changes[i].idempotency_key != NULL;
+
+    PGresult *r = NULL;
+    int64_t epoch = 0;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        pl_conn *c;
+        if ((rc = pl_pool_acquire(l->pool, &c)))
+            break;
+        int phase;
+        rc = pl_exec(l->pool, c, PL_STMT_APPEND, values, lengths, &r, &phase);
+        pl_pool_release(l->pool, c);
+        if (rc == PL_OK)
+            break;
+        /* Safe to run again: the request never left, the server rolled the
+         * transaction back, or every change carries an idempotency key. */
+        if (phase == PL_PHASE_SEND || phase == PL_PHASE_RETRY)
+            continue;
+        if (phase == PL_PHASE_RESULT) {
+            if (all_keyed && attempt == 0)
+                continue;
+            rc = pl_fail(PL_EUNKNOWN,
+                         "the connection broke after the write was sent; it may or may not have "
+                         "committed (%s). Retry with an idempotency key to land it exactly once",
+                         pl_errmsg());
+        }
+        break;
+    }
+    for (int k = 0; k < NCOLS; k++)
+        pl_buf_free(&cols[k].buf);
+    if (rc)
+        return rc;
+    rc = read_receipts(r, out, n, &epoch);
+    PQclear(r);
+    if (rc == PL_OK)
+        atomic_fetch_add(&l->inserts, n);
+    /* Committed: invalidate even if the receipts looked odd. */
+    invalidate(l, changes, n, epoch);
+    return rc;
+}
+
+int pl_insert(pl_receipt *out, pl_ledger *l, const pl_change *c)
+{
+    if (!l)
+        return pl_fail(PL_EINVAL, "ledger: NULL");
+    if (!c)
+        return pl_fail(PL_EINVAL, "change: NULL");
+    return append(out, l, c, NULL, 1);
+}
+
+int pl_insert_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes, size_t n)
+{
+    if (!l)
+        return pl_fail(PL_EINVAL, "ledger: NULL");
+    if (n == 0)
+        return PL_OK;
+    if (!changes)
+        return pl_fail(PL_EINVAL, "changes: NULL");
+    if (n > PL_MAX_BATCH)
+        return pl_fail(PL_EINVAL, "n: %zu is more than PL_MAX_BATCH (%d)", n, PL_MAX_BATCH);
+    return append(out, l, changes, NULL, n);
+}
+
+int pl_import_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes,
+                    const pl_time *transaction_times, size_t n)
+{
+    if (!l)
+        return pl_fail(PL_EINVAL, "ledger: NULL");
+    if (!l->cfg.allow_import)
+        return pl_fail(PL_EPERM, "pl_import_batch: the ledger was not opened with cfg.allow_import");
+    if (n == 0)
+        return PL_OK;
+    if (!changes || !transaction_times)
+        return pl_fail(PL_EINVAL, "changes or transaction_times: NULL");
+    if (n > PL_MAX_BATCH)
+        return pl_fail(PL_EINVAL, "n: %zu is more than PL_MAX_BATCH (%d)", n, PL_MAX_BATCH);
+    return append(out, l, changes, transaction_times, n);
+}

@@ -1,0 +1,468 @@
+/* PostgreSQL connection pool (see pool.h). */
+#include "pool.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "provledger.h"
+
+struct pl_conn {
+    PGconn *pg;
+    unsigned generation;                  /* pool generation at connect */
+    unsigned char prepared[PL_STMT_COUNT];
+    int named;                            /* use named prepared statements */
+    int broken;
+};
+
+struct pl_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pl_pool_config cfg;
+    char *conninfo;
+    pl_conn *slots;
+    size_t *idle; /* stack of idle slot indexes */
+    size_t nidle;
+    unsigned generation;
+    pl_pool_counters counters;
+};
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* libpq's message without its trailing newline. */
+static const char *pg_message(PGconn *pg)
+{
+    static _Thread_local char buf[512];
+    snprintf(buf, sizeof buf, "%s", pg ? PQerrorMessage(pg) : "no connection");
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return buf;
+}
+
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+PGconn *pl_pool_connect_raw(pl_pool *p, int *rc)
+{
+    char timeout[16], idle[16];
+    snprintf(timeout, sizeof timeout, "%u", (p->cfg.connect_timeout_ms + 999) / 1000);
+    snprintf(idle, sizeof idle, "%u", p->cfg.keepalives_idle_s);
+    const char *keys[8], *vals[8];
+    int k = 0;
+    /* Order matters: the expanded conninfo overrides earlier keywords (the
+     * user's application_name wins) and later ones override it (our
+     * configured timeouts win). */
+    keys[k] = "application_name", vals[k++] = "libprovledger";
+    keys[k] = "dbname", vals[k++] = p->conninfo;
+    keys[k] = "connect_timeout", vals[k++] = timeout;
+    if (p->cfg.keepalives_idle_s) {
+        keys[k] = "keepalives", vals[k++] = "1";
+        keys[k] = "keepalives_idle", vals[k++] = idle;
+    }
+    keys[k] = NULL, vals[k] = NULL;
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    if (!pg) {
+        *rc = pl_fail(PL_ENOMEM, "PostgreSQL: out of memory connecting");
+        return NULL;
+    }
+    if (PQstatus(pg) != CONNECTION_OK) {
+        *rc = pl_fail(PL_ECONNECT, "PostgreSQL: %s", pg_message(pg));
+        PQfinish(pg);
+        return NULL;
+    }
+    /* Server notices (e.g. "already exists, skipping") are not errors and
+     * must not be printed on the caller's stderr. */
+    PQsetNoticeProcessor(pg, ignore_notice, NULL);
+    if (PQsetnonblocking(pg, 1) != 0) {
+        *rc = pl_fail(PL_ECONNECT, "PostgreSQL: %s", pg_message(pg));
+        PQfinish(pg);
+        return NULL;
+    }
+    *rc = PL_OK;
+    return pg;
+}
+
+/* A proxy such as PgBouncer answers on a port other than the server's own;
+ * named statements do not survive transaction pooling there. */
+static int detect_named(pl_pool *p, PGconn *pg)
+{
+    if (p->cfg.prepare == PL_PREPARE_NAMED)
+        return 1;
+    if (p->cfg.prepare == PL_PREPARE_UNNAMED)
+        return 0;
+    PQsetnonblocking(pg, 0);
+    PGresult *r = PQexec(pg, "SELECT current_setting('port')");
+    int named = 1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        const char *port = PQport(pg);
+        if (port && *port && strcmp(port, PQgetvalue(r, 0, 0)) != 0)
+            named = 0;
+    } else {
+        named = 0; /* cannot tell: the safe choice works everywhere */
+    }
+    PQclear(r);
+    PQsetnonblocking(pg, 1);
+    return named;
+}
+
+static int conn_open(pl_pool *p, pl_conn *c)
+{
+    int rc;
+    PGconn *pg = pl_pool_connect_raw(p, &rc);
+    if (!pg)
+        return rc;
+    memset(c, 0, sizeof *c);
+    c->pg = pg;
+    c->named = detect_named(p, pg);
+    pthread_mutex_lock(&p->mu);
+    c->generation = p->generation;
+    p->counters.open++;
+    pthread_mutex_unlock(&p->mu);
+    return PL_OK;
+}
+
+static void conn_close(pl_pool *p, pl_conn *c, int counted)
+{
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+        if (counted) {
+            pthread_mutex_lock(&p->mu);
+            p->counters.open--;
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+    c->broken = 0;
+}
+
+int pl_pool_create(pl_pool **out, const pl_pool_config *cfg)
+{
+    *out = NULL;
+    pl_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return pl_fail(PL_ENOMEM, "out of memory");
+    p->cfg = *cfg;
+    p->conninfo = strdup(cfg->conninfo);
+    p->slots = calloc(cfg->size, sizeof *p->slots);
+    p->idle = calloc(cfg->size, sizeof *p->idle);
+    if (!p->conninfo || !p->slots || !p->idle) {
+        free(p->conninfo);
+        free(p->slots);
+        free(p->idle);
+        free(p);
+        return pl_fail(PL_ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    for (size_t i = 0; i < cfg->size; i++)
+        p->idle[p->nidle++] = cfg->size - 1 - i;
+    /* One connection up front: a wrong conninfo fails pl_open, not later. */
+    int rc = conn_open(p, &p->slots[0]);
+    if (rc) {
+        pl_pool_destroy(p);
+        return rc;
+    }
+    *out = p;
+    return PL_OK;
+}
+
+void pl_pool_destroy(pl_pool *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->cfg.size; i++)
+        conn_close(p, &p->slots[i], 0);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->conninfo);
+    free(p->slots);
+    free(p->idle);
+    free(p);
+}
+
+int pl_pool_acquire(pl_pool *p, pl_conn **out)
+{
+    *out = NULL;
+    uint64_t start = 0;
+    pthread_mutex_lock(&p->mu);
+    if (p->nidle == 0) {
+        start = mono_us();
+        p->counters.waits++;
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        uint64_t ns = (uint64_t)deadline.tv_nsec + (uint64_t)(p->cfg.wait_timeout_ms % 1000) * 1000000u;
+        deadline.tv_sec += (time_t)(p->cfg.wait_timeout_ms / 1000 + ns / 1000000000u);
+        deadline.tv_nsec = (long)(ns % 1000000000u);
+        while (p->nidle == 0) {
+            if (p->cfg.wait_timeout_ms == 0) {
+                pthread_cond_wait(&p->cv, &p->mu);
+            } else if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT &&
+                       p->nidle == 0) {
+                p->counters.wait_us += mono_us() - start;
+                pthread_mutex_unlock(&p->mu);
+                return pl_fail(PL_ETIMEOUT, "no pooled connection became free within %u ms",
+                               p->cfg.wait_timeout_ms);
+            }
+        }
+        p->counters.wait_us += mono_us() - start;
+    }
+    pl_conn *c = &p->slots[p->idle[--p->nidle]];
+    int stale = c->pg && c->generation != p->generation;
+    pthread_mutex_unlock(&p->mu);
+
+    if (c->pg && (stale || PQstatus(c->pg) != CONNECTION_OK)) {
+        conn_close(p, c, 1);
+        pthread_mutex_lock(&p->mu);
+        p->counters.reconnects++;
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (!c->pg) {
+        int rc = conn_open(p, c);
+        if (rc) {
+            pl_pool_release(p, c);
+            return rc;
+        }
+    }
+    *out = c;
+    return PL_OK;
+}
+
+void pl_pool_release(pl_pool *p, pl_conn *c)
+{
+    if (!c)
+        return;
+    if (c->broken || (c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE))
+        conn_close(p, c, 1);
+    pthread_mutex_lock(&p->mu);
+    p->idle[p->nidle++] = (size_t)(c - p->slots);
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void pl_pool_suspect_all(pl_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->generation++;
+    pthread_mutex_unlock(&p->mu);
+}
+
+PGconn *pl_conn_pg(pl_conn *c)
+{
+    return c->pg;
+}
+
+void pl_pool_counters_get(pl_pool *p, pl_pool_counters *out)
+{
+    pthread_mutex_lock(&p->mu);
+    *out = p->counters;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* The connection died: close it, and treat its siblings as suspect. */
+static int broken(pl_pool *p, pl_conn *c, int *phase, int ph, const char *what)
+{
+    int rc = pl_fail(PL_ECONNECT, "PostgreSQL connection lost %s: %s", what, pg_message(c->pg));
+    c->broken = 1;
+    *phase = ph;
+    pl_pool_suspect_all(p);
+    return rc;
+}
+
+/* Waits for the socket with the statement deadline; 0 ready, -1 timeout. */
+static int wait_socket(PGconn *pg, int events, uint64_t deadline)
+{
+    for (;;) {
+        int timeout = -1;
+        if (deadline) {
+            uint64_t now = mono_us();
+            if (now >= deadline)
+                return -1;
+            timeout = (int)((deadline - now + 999) / 1000);
+        }
+        struct pollfd pfd = {PQsocket(pg), (short)events, 0};
+        int n = poll(&pfd, 1, timeout);
+        if (n > 0)
+            return 0;
+        if (n == 0)
+            return -1;
+        if (errno != EINTR)
+            return 0; /* let libpq report the socket error */
+    }
+}
+
+/* Flushes the request and collects the final result within the deadline;
+ * on expiry cancels the statement and, failing that, drops the connection. */
+static int finish(pl_pool *p, pl_conn *c, PGresult **out, int *phase)
+{
+    uint64_t deadline = p->cfg.statement_timeout_ms
+                            ? mono_us() + (uint64_t)p->cfg.statement_timeout_ms * 1000u
+                            : 0;
+    int cancelled = 0;
+    for (;;) {
+        int f = PQflush(c->pg);
+        if (f < 0)
+            return broken(p, c, phase, PL_PHASE_SEND, "while sending");
+        if (f == 0)
+            break;
+        if (wait_socket(c->pg, POLLOUT | POLLIN, deadline) < 0)
+            return broken(p, c, phase, PL_PHASE_SEND, "(send timed out)");
+        if (!PQconsumeInput(c->pg))
+            return broken(p, c, phase, PL_PHASE_SEND, "while sending");
+    }
+    PGresult *last = NULL;
+    for (;;) {
+        while (PQisBusy(c->pg)) {
+            if (wait_socket(c->pg, POLLIN, deadline) < 0) {
+                if (cancelled) {
+                    PQclear(last);
+                    c->broken = 1;
+                    *phase = PL_PHASE_RESULT;
+                    return pl_fail(PL_ETIMEOUT,
+                                   "statement exceeded %u ms and the server did not answer the cancel",
+                                   p->cfg.statement_timeout_ms);
+                }
+                PGcancel *cn = PQgetCancel(c->pg);
+                char err[256];
+                if (cn) {
+                    PQcancel(cn, err, sizeof err);
+                    PQfreeCancel(cn);
+                }
+                cancelled = 1;
+                deadline = mono_us() + 2000000u;
+                continue;
+            }
+            if (!PQconsumeInput(c->pg)) {
+                PQclear(last);
+                return broken(p, c, phase, PL_PHASE_RESULT, "while waiting for the answer");
+            }
+        }
+        PGresult *r = PQgetResult(c->pg);
+        if (!r)
+            break;
+        if (last)
+            PQclear(last);
+        last = r;
+    }
+    if (!last) {
+        if (PQstatus(c->pg) != CONNECTION_OK)
+            return broken(p, c, phase, PL_PHASE_RESULT, "while waiting for the answer");
+        return pl_fail(PL_EDB, "PostgreSQL returned no result");
+    }
+    ExecStatusType st = PQresultStatus(last);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        *out = last;
+        return PL_OK;
+    }
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        PQclear(last);
+        return broken(p, c, phase, PL_PHASE_RESULT, "while waiting for the answer");
+    }
+    const char *state = PQresultErrorField(last, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
+    const char *constraint = PQresultErrorField(last, PG_DIAG_CONSTRAINT_NAME);
+    state = state ? state : "";
+    msg = msg ? msg : pg_message(c->pg);
+    int code = PL_EDB;
+    if (strcmp(state, "57014") == 0) {
+        code = PL_ETIMEOUT;
+        msg = cancelled ? "statement exceeded the statement timeout and was cancelled" : msg;
+    } else if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0) {
+        c->broken = 1;
+        pl_pool_suspect_all(p);
+        code = PL_ECONNECT;
+        *phase = PL_PHASE_RESULT;
+    } else if (strcmp(state, "42P01") == 0 || strcmp(state, "42883") == 0 ||
+               strcmp(state, "3F000") == 0 || strcmp(state, "42703") == 0) {
+        code = PL_ESCHEMA;
+    } else if (strcmp(state, "PLC01") == 0 || strcmp(state, "PLC02") == 0) {
+        code = PL_ECONFLICT;
+    } else if (strcmp(state, "PLA01") == 0 || strcmp(state, "42501") == 0) {
+        code = PL_EPERM;
+    } else if (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0) {
+        code = PL_EDB;
+        *phase = PL_PHASE_RETRY;
+    } else if (strcmp(state, "23514") == 0 && constraint &&
+               strcmp(constraint, "provenance_valid_interval") == 0) {
+        code = PL_EINVAL;
+        msg = "valid_to: must be after valid_from (which defaults to the transaction time)";
+    } else if (strncmp(state, "22", 2) == 0) {
+        code = PL_EINVAL;
+    }
+    pl_fail(code, "PostgreSQL [%s]: %s", state, msg);
+    PQclear(last);
+    return code;
+}
+
+static int prepare(pl_pool *p, pl_conn *c, int stmt, int *phase)
+{
+    const pl_stmt_def *d = &pl_stmt_defs[stmt];
+    if (!PQsendPrepare(c->pg, d->name, p->cfg.sql[stmt], d->nparams, d->types))
+        return broken(p, c, phase, PL_PHASE_SEND, "while preparing");
+    PGresult *r = NULL;
+    int rc = finish(p, c, &r, phase);
+    PQclear(r);
+    if (rc == PL_OK)
+        c->prepared[stmt] = 1;
+    return rc;
+}
+
+int pl_exec(pl_pool *p, pl_conn *c, int stmt, const char *const *values, const int *lengths,
+            PGresult **out, int *phase)
+{
+    *out = NULL;
+    *phase = PL_PHASE_NONE;
+    const pl_stmt_def *d = &pl_stmt_defs[stmt];
+    int formats[12];
+    for (int i = 0; i < d->nparams; i++)
+        formats[i] = 1;
+    int ok;
+    if (c->named) {
+        if (!c->prepared[stmt]) {
+            int rc = prepare(p, c, stmt, phase);
+            if (rc)
+                return rc;
+        }
+        ok = PQsendQueryPrepared(c->pg, d->name, d->nparams, values, lengths, formats, 1);
+    } else {
+        ok = PQsendQueryParams(c->pg, p->cfg.sql[stmt], d->nparams, d->types, values, lengths,
+                               formats, 1);
+    }
+    if (!ok)
+        return broken(p, c, phase, PL_PHASE_SEND, "while sending");
+    pthread_mutex_lock(&p->mu);
+    p->counters.queries++;
+    pthread_mutex_unlock(&p->mu);
+    return finish(p, c, out, phase);
+}
+
+int pl_exec_simple(pl_pool *p, pl_conn *c, const char *sql, PGresult **out, int *phase)
+{
+    *out = NULL;
+    *phase = PL_PHASE_NONE;
+    if (!PQsendQuery(c->pg, sql))
+        return broken(p, c, phase, PL_PHASE_SEND, "while sending");
+    return finish(p, c, out, phase);
+}
+
+int pl_exec_text(pl_pool *p, pl_conn *c, const char *sql, int nparams, const char *const *values,
+                 PGresult **out, int *phase)
+{
+    *out = NULL;
+    *phase = PL_PHASE_NONE;
+    if (!PQsendQueryParams(c->pg, sql, nparams, NULL, values, NULL, NULL, 0))
+        return broken(p, c, phase, PL_PHASE_SEND, "while sending");
+    return finish(p, c, out, phase);
+}

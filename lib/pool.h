@@ -1,0 +1,80 @@
+/* A pool of PostgreSQL connections with named statements prepared per
+ * connection, client-side statement deadlines and broken-connection
+ * replacement. Knows libpq, nothing of Redis or of the ledger's meaning. */
+#ifndef PL_POOL_H
+#define PL_POOL_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "schema.h"
+
+typedef struct pl_conn pl_conn;
+
+typedef struct pl_pool_config {
+    const char *conninfo;
+    unsigned int size;
+    unsigned int wait_timeout_ms;
+    unsigned int statement_timeout_ms;
+    unsigned int connect_timeout_ms;
+    unsigned int keepalives_idle_s;
+    int prepare; /* enum pl_prepare_mode */
+    char **sql;  /* PL_STMT_COUNT expanded statement texts, borrowed */
+} pl_pool_config;
+
+typedef struct pl_pool pl_pool;
+
+typedef struct pl_pool_counters {
+    uint64_t queries, waits, wait_us, reconnects;
+    unsigned int open;
+} pl_pool_counters;
+
+/* Creates a pool and opens one connection to prove the server answers.
+ * Returns PL_OK, PL_ECONNECT (message from libpq), PL_ENOMEM, PL_EINVAL. */
+int pl_pool_create(pl_pool **out, const pl_pool_config *cfg);
+void pl_pool_destroy(pl_pool *p);
+
+/* Takes a connection, waiting up to the wait timeout (PL_ETIMEOUT), and
+ * connecting lazily (PL_ECONNECT). */
+int pl_pool_acquire(pl_pool *p, pl_conn **out);
+/* Gives it back; a broken connection is closed and replaced later. */
+void pl_pool_release(pl_pool *p, pl_conn *c);
+
+/* How a failed call ended, for deciding whether a retry is safe. */
+enum pl_exec_phase {
+    PL_PHASE_NONE = 0, /* nothing failed */
+    PL_PHASE_SEND,     /* the request never left: safe to retry anywhere */
+    PL_PHASE_RESULT,   /* sent, then the connection broke: outcome unknown */
+    PL_PHASE_RETRY     /* the server rolled back a deadlock or serialization
+                          failure: the whole call may simply run again */
+};
+
+/* Runs a named statement with binary parameters (values may be NULL for
+ * SQL NULL) and binary results. On success *out holds a PGRES_TUPLES_OK or
+ * PGRES_COMMAND_OK result for the caller to PQclear. Errors are mapped to
+ * PL_* codes with pl_errmsg() set; *phase says where a connection failure
+ * happened. */
+int pl_exec(pl_pool *p, pl_conn *c, int stmt, const char *const *values, const int *lengths,
+            PGresult **out, int *phase);
+
+/* Runs SQL text without parameters (transaction control, migrations). */
+int pl_exec_simple(pl_pool *p, pl_conn *c, const char *sql, PGresult **out, int *phase);
+
+/* Runs SQL text with text-format parameters and text results. */
+int pl_exec_text(pl_pool *p, pl_conn *c, const char *sql, int nparams, const char *const *values,
+                 PGresult **out, int *phase);
+
+/* The raw connection, for LISTEN and similar dedicated uses. */
+PGconn *pl_conn_pg(pl_conn *c);
+
+/* Marks every idle connection suspect: after a server restart all of them
+ * are dead, so they are reopened instead of failing one call each. */
+void pl_pool_suspect_all(pl_pool *p);
+
+void pl_pool_counters_get(pl_pool *p, pl_pool_counters *out);
+
+/* Opens a standalone connection with the pool's settings (not pooled). */
+PGconn *pl_pool_connect_raw(pl_pool *p, int *rc);
+
+#endif

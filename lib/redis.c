@@ -1,0 +1,386 @@
+/* Redis connections, URL parsing and the circuit breaker (see redis.h). */
+#include "redis.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "error.h"
+#include "ledger.h"
+#include "provledger.h"
+
+/* The cache's two scripts (their meaning is explained in cache.c). */
+static const char *const script_text[PL_SCRIPT_COUNT] = {
+    [PL_SCRIPT_TOKEN] =
+        "local t = redis.call('HGET', KEYS[1], 't') "
+        "if t then return t end "
+        "redis.call('HSET', KEYS[1], 't', ARGV[1]) "
+        "redis.call('PEXPIRE', KEYS[1], ARGV[2]) "
+        "return ARGV[1]",
+    [PL_SCRIPT_FILL] =
+        "if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end "
+        "if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return 2 end "
+        "redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) "
+        "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
+        "return 1",
+};
+
+struct pl_redis_conn {
+    redisContext *ctx;
+    char run_id[64];
+    char sha[PL_SCRIPT_COUNT][48];
+};
+
+struct pl_redis {
+    pl_redis_config cfg;
+    char *host;   /* TCP host, or NULL for a unix socket */
+    char *path;   /* unix socket path */
+    int port;
+    int db;
+    char *password;
+
+    pthread_mutex_t mu;
+    pl_redis_conn **idle;
+    size_t nidle;
+    size_t open;
+    int breaker_open;        /* failing: callers bypass until retry_at */
+    int probing;             /* one caller is trying to reconnect */
+    uint64_t retry_at_us;
+    uint64_t backoff_ms;
+    uint64_t degraded_since; /* mono us, 0 when healthy */
+    uint64_t degraded_total;
+    uint64_t errors;
+};
+
+static char *dup_range(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static int parse_db(const char *s, int *db)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 0 || v > 1000000)
+        return -1;
+    *db = (int)v;
+    return 0;
+}
+
+/* redis://[:password@]host:port[/db]  |  unix:///path/to/sock[?db=N] */
+static int parse_url(pl_redis *r, const char *url)
+{
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *path = url + 7;
+        const char *q = strchr(path, '?');
+        size_t n = q ? (size_t)(q - path) : strlen(path);
+        if (n == 0 || path[0] != '/')
+            return pl_fail(PL_EINVAL, "cfg.redis_url: unix:// needs an absolute socket path");
+        if (q) {
+            if (strncmp(q, "?db=", 4) != 0 || parse_db(q + 4, &r->db) < 0)
+                return pl_fail(PL_EINVAL, "cfg.redis_url: expected ?db=N after the socket path");
+        }
+        r->path = dup_range(path, n);
+        return r->path ? PL_OK : pl_fail(PL_ENOMEM, "out of memory");
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return pl_fail(PL_EINVAL, "cfg.redis_url: must start with redis:// or unix://");
+    const char *p = url + 8;
+    const char *at = strrchr(p, '@');
+    if (at) {
+        if (p[0] != ':')
+            return pl_fail(PL_EINVAL, "cfg.redis_url: credentials must be ':password@'");
+        r->password = dup_range(p + 1, (size_t)(at - p - 1));
+        if (!r->password)
+            return pl_fail(PL_ENOMEM, "out of memory");
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    const char *hostport_end = slash ? slash : p + strlen(p);
+    const char *colon = NULL;
+    for (const char *c = p; c < hostport_end; c++)
+        if (*c == ':')
+            colon = c;
+    if (!colon || colon == p)
+        return pl_fail(PL_EINVAL, "cfg.redis_url: expected host:port");
+    char *port = dup_range(colon + 1, (size_t)(hostport_end - colon - 1));
+    if (!port)
+        return pl_fail(PL_ENOMEM, "out of memory");
+    char *end;
+    long v = strtol(port, &end, 10);
+    int bad = *port == '\0' || *end != '\0' || v < 1 || v > 65535;
+    free(port);
+    if (bad)
+        return pl_fail(PL_EINVAL, "cfg.redis_url: port must be 1..65535");
+    r->port = (int)v;
+    r->host = dup_range(p, (size_t)(colon - p));
+    if (!r->host)
+        return pl_fail(PL_ENOMEM, "out of memory");
+    if (slash && slash[1] && parse_db(slash + 1, &r->db) < 0)
+        return pl_fail(PL_EINVAL, "cfg.redis_url: database must be a number after '/'");
+    return PL_OK;
+}
+
+int pl_redis_create(pl_redis **out, const pl_redis_config *cfg)
+{
+    *out = NULL;
+    pl_redis *r = calloc(1, sizeof *r);
+    if (!r)
+        return pl_fail(PL_ENOMEM, "out of memory");
+    r->cfg = *cfg;
+    r->cfg.url = NULL;
+    r->idle = calloc(cfg->pool_size, sizeof *r->idle);
+    pthread_mutex_init(&r->mu, NULL);
+    int rc = r->idle ? parse_url(r, cfg->url) : pl_fail(PL_ENOMEM, "out of memory");
+    if (rc) {
+        pl_redis_destroy(r);
+        return rc;
+    }
+    r->backoff_ms = cfg->retry_ms;
+    *out = r;
+    return PL_OK;
+}
+
+static void conn_free(pl_redis_conn *c)
+{
+    if (!c)
+        return;
+    if (c->ctx)
+        redisFree(c->ctx);
+    free(c);
+}
+
+void pl_redis_destroy(pl_redis *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nidle; i++)
+        conn_free(r->idle[i]);
+    pthread_mutex_destroy(&r->mu);
+    free(r->idle);
+    free(r->host);
+    free(r->path);
+    free(r->password);
+    free(r);
+}
+
+static struct timeval tv_ms(unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+/* Runs one command during connection set-up; 0 when the reply is sane. */
+static redisReply *setup_cmd(pl_redis_conn *c, int argc, const char **argv)
+{
+    redisReply *rep = redisCommandArgv(c->ctx, argc, argv, NULL);
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+static int load_scripts(pl_redis_conn *c)
+{
+    for (int i = 0; i < PL_SCRIPT_COUNT; i++) {
+        const char *argv[3] = {"SCRIPT", "LOAD", script_text[i]};
+        redisReply *rep = setup_cmd(c, 3, argv);
+        if (!rep || rep->type != REDIS_REPLY_STRING || rep->len >= sizeof c->sha[i]) {
+            if (rep)
+                freeReplyObject(rep);
+            return -1;
+        }
+        memcpy(c->sha[i], rep->str, rep->len);
+        c->sha[i][rep->len] = '\0';
+        freeReplyObject(rep);
+    }
+    return 0;
+}
+
+static pl_redis_conn *conn_new(pl_redis *r)
+{
+    pl_redis_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    struct timeval ct = tv_ms(r->cfg.connect_timeout_ms);
+    c->ctx = r->path ? redisConnectUnixWithTimeout(r->path, ct)
+                     : redisConnectWithTimeout(r->host, r->port, ct);
+    if (!c->ctx || c->ctx->err || redisSetTimeout(c->ctx, tv_ms(r->cfg.command_timeout_ms)) != REDIS_OK)
+        goto fail;
+    if (!r->path)
+        redisEnableKeepAlive(c->ctx);
+    redisReply *rep;
+    if (r->password) {
+        const char *argv[2] = {"AUTH", r->password};
+        if (!(rep = setup_cmd(c, 2, argv)))
+            goto fail;
+        freeReplyObject(rep);
+    }
+    if (r->db) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", r->db);
+        const char *argv[2] = {"SELECT", db};
+        if (!(rep = setup_cmd(c, 2, argv)))
+            goto fail;
+        freeReplyObject(rep);
+    }
+    const char *info[2] = {"INFO", "server"};
+    if (!(rep = setup_cmd(c, 2, info)) || rep->type != REDIS_REPLY_STRING) {
+        if (rep)
+            freeReplyObject(rep);
+        goto fail;
+    }
+    const char *id = strstr(rep->str, "run_id:");
+    if (id) {
+        id += 7;
+        size_t n = strcspn(id, "\r\n");
+        if (n >= sizeof c->run_id)
+            n = sizeof c->run_id - 1;
+        memcpy(c->run_id, id, n);
+    }
+    freeReplyObject(rep);
+    if (!c->run_id[0] || load_scripts(c) < 0)
+        goto fail;
+    return c;
+fail:
+    conn_free(c);
+    return NULL;
+}
+
+static void breaker_trip(pl_redis *r, uint64_t now)
+{
+    if (!r->breaker_open) {
+        r->breaker_open = 1;
+        r->backoff_ms = r->cfg.retry_ms;
+        if (!r->degraded_since)
+            r->degraded_since = now;
+    } else {
+        r->backoff_ms = r->backoff_ms * 2 > 30000 ? 30000 : r->backoff_ms * 2;
+    }
+    r->retry_at_us = now + r->backoff_ms * 1000u;
+}
+
+pl_redis_conn *pl_redis_acquire(pl_redis *r)
+{
+    uint64_t now = pl_mono_us();
+    pthread_mutex_lock(&r->mu);
+    if (r->breaker_open && (now < r->retry_at_us || r->probing)) {
+        pthread_mutex_unlock(&r->mu);
+        return NULL;
+    }
+    if (!r->breaker_open && r->nidle > 0) {
+        pl_redis_conn *c = r->idle[--r->nidle];
+        pthread_mutex_unlock(&r->mu);
+        return c;
+    }
+    int probe = r->breaker_open;
+    if (probe)
+        r->probing = 1;
+    pthread_mutex_unlock(&r->mu);
+
+    pl_redis_conn *c = conn_new(r);
+
+    pthread_mutex_lock(&r->mu);
+    if (probe)
+        r->probing = 0;
+    if (!c) {
+        r->errors++;
+        breaker_trip(r, pl_mono_us());
+    } else {
+        r->open++;
+        if (r->breaker_open) {
+            r->breaker_open = 0;
+            r->degraded_total += pl_mono_us() - r->degraded_since;
+            r->degraded_since = 0;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return c;
+}
+
+void pl_redis_release(pl_redis *r, pl_redis_conn *c, int failed)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&r->mu);
+    if (failed) {
+        r->errors++;
+        breaker_trip(r, pl_mono_us());
+        /* Every idle connection shares the fate of the one that failed. */
+        for (size_t i = 0; i < r->nidle; i++)
+            conn_free(r->idle[i]);
+        r->open -= r->nidle + 1;
+        r->nidle = 0;
+        pthread_mutex_unlock(&r->mu);
+        conn_free(c);
+        return;
+    }
+    if (r->nidle < r->cfg.pool_size) {
+        r->idle[r->nidle++] = c;
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    r->open--;
+    pthread_mutex_unlock(&r->mu);
+    conn_free(c);
+}
+
+const char *pl_redis_run_id(const pl_redis_conn *c)
+{
+    return c->run_id;
+}
+
+redisContext *pl_redis_ctx(pl_redis_conn *c)
+{
+    return c->ctx;
+}
+
+redisReply *pl_redis_script(pl_redis_conn *c, int script, int nkeys, int argc, const char **argv,
+                            const size_t *argvlen)
+{
+    enum { MAXARGS = 12 };
+    const char *av[MAXARGS];
+    size_t al[MAXARGS];
+    char nk[8];
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    if (argc + 3 > MAXARGS)
+        return NULL;
+    av[0] = "EVALSHA", al[0] = 7;
+    av[1] = c->sha[script], al[1] = strlen(c->sha[script]);
+    av[2] = nk, al[2] = strlen(nk);
+    for (int i = 0; i < argc; i++)
+        av[i + 3] = argv[i], al[i + 3] = argvlen[i];
+    redisReply *rep = redisCommandArgv(c->ctx, argc + 3, av, al);
+    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(rep);
+        if (load_scripts(c) < 0)
+            return NULL;
+        av[1] = c->sha[script], al[1] = strlen(c->sha[script]);
+        rep = redisCommandArgv(c->ctx, argc + 3, av, al);
+    }
+    return rep;
+}
+
+void pl_redis_counters_get(pl_redis *r, pl_redis_counters *out)
+{
+    pthread_mutex_lock(&r->mu);
+    out->errors = r->errors;
+    out->degraded = r->breaker_open;
+    out->degraded_us = r->degraded_total + (r->degraded_since ? pl_mono_us() - r->degraded_since : 0);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void pl_redis_count_error(pl_redis *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->errors++;
+    pthread_mutex_unlock(&r->mu);
+}

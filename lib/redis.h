@@ -1,0 +1,53 @@
+/* A small pool of hiredis connections behind a circuit breaker. Speaks
+ * Redis, knows nothing of SQL or of what the keys mean. */
+#ifndef PL_REDIS_H
+#define PL_REDIS_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pl_redis pl_redis;
+typedef struct pl_redis_conn pl_redis_conn;
+
+typedef struct pl_redis_config {
+    const char *url;
+    unsigned int connect_timeout_ms;
+    unsigned int command_timeout_ms;
+    unsigned int pool_size;
+    unsigned int retry_ms;
+} pl_redis_config;
+
+/* Parses the URL (PL_EINVAL when malformed); connects lazily. */
+int pl_redis_create(pl_redis **out, const pl_redis_config *cfg);
+void pl_redis_destroy(pl_redis *r);
+
+/* A connection, or NULL while the breaker is open or Redis cannot be
+ * reached (which opens the breaker). At most one caller probes a failed
+ * Redis per retry window; the others get NULL at once. */
+pl_redis_conn *pl_redis_acquire(pl_redis *r);
+/* Returns a connection; `failed` closes it and opens the breaker. */
+void pl_redis_release(pl_redis *r, pl_redis_conn *c, int failed);
+
+/* The server's run_id, read when the connection was made. */
+const char *pl_redis_run_id(const pl_redis_conn *c);
+redisContext *pl_redis_ctx(pl_redis_conn *c);
+
+/* Runs a preloaded script (EVALSHA, reloading it after SCRIPT FLUSH or a
+ * restart). Returns NULL on a connection error; the caller frees. */
+redisReply *pl_redis_script(pl_redis_conn *c, int script, int nkeys, int argc, const char **argv,
+                            const size_t *argvlen);
+
+enum { PL_SCRIPT_TOKEN, PL_SCRIPT_FILL, PL_SCRIPT_COUNT };
+
+typedef struct pl_redis_counters {
+    uint64_t errors;
+    uint64_t degraded_us; /* closed time windows plus the current one */
+    int degraded;
+} pl_redis_counters;
+
+void pl_redis_counters_get(pl_redis *r, pl_redis_counters *out);
+/* Counts a failed command whose connection stays usable (an error reply). */
+void pl_redis_count_error(pl_redis *r);
+
+#endif

@@ -1,0 +1,458 @@
+/* The embedded SQL: migrations and named statements (see schema.h). */
+#include "schema.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "result.h"
+#include "wire.h"
+
+#define T PL_OID_TEXT
+#define TS PL_OID_TIMESTAMPTZ
+
+/* ------------------------------------------------------------------------ */
+/* Migration 1: the ledger, its exact latest-state table and entity heads.   */
+/* ------------------------------------------------------------------------ */
+/* Split in parts: C11 guarantees string literals of 4095 bytes only. */
+static const char *const migration_1[] = {
+    /* Append-only guard: ledger tables refuse UPDATE, DELETE and TRUNCATE
+     * from anyone; derived tables accept them only from our functions. */
+    "CREATE FUNCTION @S@.pl_reject_change() RETURNS trigger LANGUAGE plpgsql AS $fn$\n"
+    "BEGIN\n"
+    "  RAISE EXCEPTION USING ERRCODE = 'PLA01',\n"
+    "    MESSAGE = format('%s on %I.%I is not allowed: the provenance ledger is append-only',\n"
+    "                     TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME);\n"
+    "END $fn$;\n"
+    "CREATE FUNCTION @S@.pl_guard_derived() RETURNS trigger LANGUAGE plpgsql AS $fn$\n"
+    "BEGIN\n"
+    "  IF coalesce(current_setting('provledger.internal', true), '') <> 'on' THEN\n"
+    "    RAISE EXCEPTION USING ERRCODE = 'PLA01',\n"
+    "      MESSAGE = format('%s on %I.%I is not allowed: it is maintained by libprovledger',\n"
+    "                       TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME);\n"
+    "  END IF;\n"
+    "  RETURN NULL;\n"
+    "END $fn$;\n"
+    "CREATE SEQUENCE @S@.provenance_ledger_id_seq AS bigint;\n"
+    "CREATE TABLE @S@.provenance_ledger (\n"
+    "  id               bigint NOT NULL DEFAULT nextval('@S@.provenance_ledger_id_seq'),\n"
+    "  entity_id        text COLLATE \"C\" NOT NULL,\n"
+    "  field_name       text COLLATE \"C\" NOT NULL,\n"
+    "  old_value        jsonb,\n"
+    "  new_value        jsonb NOT NULL,\n"
+    "  transaction_time timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
+    "  valid_time_start timestamptz NOT NULL,\n"
+    "  valid_time_end   timestamptz NOT NULL DEFAULT 'infinity',\n"
+    "  source_type      text COLLATE \"C\" NOT NULL,\n"
+    "  change_reason    text,\n"
+    "  metadata         jsonb NOT NULL DEFAULT '{}',\n"
+    "  idempotency_key  text COLLATE \"C\",\n"
+    "  CONSTRAINT provenance_ledger_pkey PRIMARY KEY (id, transaction_time),\n"
+    "  CONSTRAINT provenance_valid_interval CHECK (valid_time_start < valid_time_end),\n"
+    "  CONSTRAINT provenance_metadata_object CHECK (jsonb_typeof(metadata) = 'object'),\n"
+    "  CONSTRAINT provenance_nonempty CHECK (entity_id <> '' AND field_name <> '' AND source_type <> '')\n"
+    ") PARTITION BY RANGE (transaction_time);\n"
+    "CREATE INDEX idx_prov_tt ON @S@.provenance_ledger\n"
+    "  (entity_id, field_name, transaction_time DESC, id DESC) INCLUDE (valid_time_start, valid_time_end);\n"
+    "CREATE INDEX idx_prov_vt ON @S@.provenance_ledger\n"
+    "  (entity_id, field_name, valid_time_start, valid_time_end) INCLUDE (transaction_time);\n"
+    "CREATE INDEX idx_prov_metadata ON @S@.provenance_ledger USING gin (metadata jsonb_path_ops);\n"
+    "CREATE TRIGGER provenance_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON @S@.provenance_ledger\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_reject_change();\n"
+    /* One row per entity: the lock that orders its writers, and the last
+     * transaction time handed out (times strictly increase per entity). */
+    "CREATE TABLE @S@.entity_head (\n"
+    "  entity_id    text COLLATE \"C\" PRIMARY KEY,\n"
+    "  last_tt      timestamptz NOT NULL,\n"
+    "  record_count bigint NOT NULL\n"
+    ");\n"
+    /* The exact latest-state table: every record that is, or may become,
+     * the current answer of its field from a minute ago onwards. */
+    "CREATE TABLE @S@.provenance_current (\n"
+    "  entity_id        text COLLATE \"C\" NOT NULL,\n"
+    "  field_name       text COLLATE \"C\" NOT NULL,\n"
+    "  transaction_time timestamptz NOT NULL,\n"
+    "  id               bigint NOT NULL,\n"
+    "  valid_time_start timestamptz NOT NULL,\n"
+    "  valid_time_end   timestamptz NOT NULL,\n"
+    "  new_value        jsonb NOT NULL,\n"
+    "  old_value        jsonb,\n"
+    "  source_type      text COLLATE \"C\" NOT NULL,\n"
+    "  change_reason    text,\n"
+    "  metadata         jsonb NOT NULL,\n"
+    "  PRIMARY KEY (entity_id, field_name, transaction_time, id)\n"
+    ");\n"
+    "CREATE TABLE @S@.provenance_idempotency (\n"
+    "  idempotency_key  text COLLATE \"C\" PRIMARY KEY,\n"
+    "  id               bigint NOT NULL,\n"
+    "  transaction_time timestamptz NOT NULL,\n"
+    "  content_hash     text NOT NULL\n"
+    ");\n"
+    "CREATE TRIGGER idempotency_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON @S@.provenance_idempotency\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_reject_change();\n"
+    "CREATE TABLE @S@.ledger_meta (\n"
+    "  id integer PRIMARY KEY CHECK (id = 1),\n"
+    "  partitions_until timestamptz NOT NULL\n",
+    ");\n"
+    "INSERT INTO @S@.ledger_meta VALUES (1, '-infinity');\n"
+    /* Shared cache state: the key epoch, the Redis instance it is bound to,
+     * and a window in which no process may use the cache. */
+    "CREATE TABLE @S@.cache_state (\n"
+    "  id             integer PRIMARY KEY CHECK (id = 1),\n"
+    "  epoch          bigint NOT NULL,\n"
+    "  redis_run_id   text,\n"
+    "  disabled_since timestamptz,\n"
+    "  disabled_until timestamptz NOT NULL\n"
+    ");\n"
+    "INSERT INTO @S@.cache_state VALUES (1, 1, NULL, NULL, '-infinity');\n"
+    "CREATE TRIGGER entity_head_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON @S@.entity_head\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_guard_derived();\n"
+    "CREATE TRIGGER provenance_current_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON @S@.provenance_current\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_guard_derived();\n"
+    "CREATE TRIGGER ledger_meta_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON @S@.ledger_meta\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_guard_derived();\n"
+    "CREATE TRIGGER cache_state_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON @S@.cache_state\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_guard_derived();\n"
+    /* Monthly partitions (UTC months), created on demand and ahead. */
+    "CREATE FUNCTION @S@.pl_ensure_partition(p_at timestamptz) RETURNS boolean\n"
+    "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET timezone = 'UTC' AS $fn$\n"
+    "DECLARE\n"
+    "  v_start timestamptz := date_trunc('month', p_at);\n"
+    "  v_name  text := 'provenance_ledger_' || to_char(v_start, 'YYYY_MM');\n"
+    "BEGIN\n"
+    "  IF to_regclass(format('%I.%I', '@s@', v_name)) IS NOT NULL THEN RETURN false; END IF;\n"
+    "  PERFORM pg_advisory_xact_lock(hashtextextended('@s@.provenance_partitions', 0));\n"
+    "  IF to_regclass(format('%I.%I', '@s@', v_name)) IS NOT NULL THEN RETURN false; END IF;\n"
+    "  EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.provenance_ledger FOR VALUES FROM (%L) TO (%L)',\n"
+    "                 '@s@', v_name, '@s@', v_start, v_start + interval '1 month');\n"
+    "  EXECUTE format('CREATE TRIGGER provenance_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON %I.%I '\n"
+    "                 'FOR EACH STATEMENT EXECUTE FUNCTION %I.pl_reject_change()', '@s@', v_name, '@s@');\n"
+    "  RETURN true;\n"
+    "END $fn$;\n"
+    "CREATE FUNCTION @S@.pl_ensure_partitions(p_from timestamptz, p_months integer) RETURNS integer\n"
+    "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET timezone = 'UTC' AS $fn$\n"
+    "DECLARE\n"
+    "  v_start timestamptz := date_trunc('month', p_from);\n"
+    "  v_made integer := 0;\n"
+    "BEGIN\n"
+    "  FOR i IN 0 .. p_months - 1 LOOP\n"
+    "    IF @S@.pl_ensure_partition(v_start + i * interval '1 month') THEN v_made := v_made + 1; END IF;\n"
+    "  END LOOP;\n"
+    "  PERFORM set_config('provledger.internal', 'on', true);\n"
+    "  UPDATE @S@.ledger_meta SET partitions_until = greatest(partitions_until, v_start + p_months * interval '1 month')\n"
+    "   WHERE id = 1 AND v_start <= date_trunc('month', clock_timestamp());\n"
+    "  RETURN v_made;\n"
+    "END $fn$;\n"
+    /* What an idempotency key stands for: the request, not its outcome. */
+    "CREATE FUNCTION @S@.pl_change_hash(p_entity text, p_field text, p_new jsonb, p_old jsonb,\n"
+    "    p_vfrom timestamptz, p_vto timestamptz, p_source text, p_reason text, p_meta jsonb, p_tt timestamptz)\n"
+    "RETURNS text LANGUAGE sql IMMUTABLE AS $fn$\n"
+    "  SELECT md5(row(p_entity, p_field, p_new, p_old, extract(epoch FROM p_vfrom),\n"
+    "                 extract(epoch FROM p_vto), p_source, p_reason, p_meta, extract(epoch FROM p_tt))::text)\n"
+    "$fn$;\n"
+    /* Latest-state maintenance for every insert, and ordering plus cache
+     * notification for rows written with plain SQL. The horizon keeps
+     * superseded rows a minute, so a reader whose clock reading precedes
+     * its snapshot by a little never misses its answer. */
+    "CREATE FUNCTION @S@.pl_ledger_after_insert() RETURNS trigger\n"
+    "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
+    "DECLARE\n"
+    "  v_horizon timestamptz := clock_timestamp() - interval '1 minute';\n"
+    "  v_bad record;\n"
+    "BEGIN\n"
+    "  IF coalesce(current_setting('provledger.internal', true), '') <> 'on' THEN\n",
+    "    PERFORM set_config('provledger.internal', 'on', true);\n"
+    "    PERFORM 1 FROM @S@.entity_head WHERE entity_id IN (SELECT entity_id FROM new_rows)\n"
+    "      ORDER BY entity_id FOR NO KEY UPDATE;\n"
+    "    SELECT n.entity_id, n.transaction_time INTO v_bad\n"
+    "      FROM (SELECT entity_id, transaction_time,\n"
+    "                   lag(transaction_time) OVER (PARTITION BY entity_id ORDER BY transaction_time, id) AS prev\n"
+    "              FROM new_rows) n\n"
+    "      LEFT JOIN @S@.entity_head h ON h.entity_id = n.entity_id\n"
+    "     WHERE n.transaction_time <= h.last_tt OR n.transaction_time = n.prev\n"
+    "        OR n.transaction_time > clock_timestamp()\n"
+    "     LIMIT 1;\n"
+    "    IF FOUND THEN\n"
+    "      RAISE EXCEPTION USING ERRCODE = 'PLC02', MESSAGE = format(\n"
+    "        'entity %s: transaction_time %s is not after the entity''s last one, or is in the future',\n"
+    "        v_bad.entity_id, v_bad.transaction_time);\n"
+    "    END IF;\n"
+    "    INSERT INTO @S@.entity_head AS h (entity_id, last_tt, record_count)\n"
+    "    SELECT entity_id, max(transaction_time), count(*) FROM new_rows GROUP BY entity_id ORDER BY entity_id\n"
+    "    ON CONFLICT (entity_id) DO UPDATE\n"
+    "      SET last_tt = greatest(h.last_tt, EXCLUDED.last_tt), record_count = h.record_count + EXCLUDED.record_count;\n"
+    "    PERFORM pg_notify('@s@_external', entity_id) FROM (SELECT DISTINCT entity_id FROM new_rows) s;\n"
+    "  END IF;\n"
+    "  DELETE FROM @S@.provenance_current c USING new_rows n\n"
+    "   WHERE c.entity_id = n.entity_id AND c.field_name = n.field_name\n"
+    "     AND (c.valid_time_end <= v_horizon\n"
+    "          OR (n.valid_time_start <= greatest(c.valid_time_start, v_horizon)\n"
+    "              AND c.valid_time_end <= n.valid_time_end));\n"
+    "  INSERT INTO @S@.provenance_current (entity_id, field_name, transaction_time, id, valid_time_start,\n"
+    "      valid_time_end, new_value, old_value, source_type, change_reason, metadata)\n"
+    "  SELECT n.entity_id, n.field_name, n.transaction_time, n.id, n.valid_time_start, n.valid_time_end,\n"
+    "         n.new_value, n.old_value, n.source_type, n.change_reason, n.metadata\n"
+    "    FROM new_rows n\n"
+    "   WHERE n.valid_time_end > v_horizon\n"
+    "     AND NOT EXISTS (SELECT 1 FROM new_rows m\n"
+    "                      WHERE m.entity_id = n.entity_id AND m.field_name = n.field_name\n"
+    "                        AND (m.transaction_time, m.id) > (n.transaction_time, n.id)\n"
+    "                        AND m.valid_time_start <= greatest(n.valid_time_start, v_horizon)\n"
+    "                        AND n.valid_time_end <= m.valid_time_end);\n"
+    "  RETURN NULL;\n"
+    "END $fn$;\n"
+    "CREATE TRIGGER provenance_after_insert AFTER INSERT ON @S@.provenance_ledger\n"
+    "  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_ledger_after_insert();\n"
+    /* The library's append: one call appends a whole batch, all or nothing.
+     * p_tt is NULL except for the opt-in history import. */
+    "CREATE FUNCTION @S@.pl_append(p_entity text[], p_field text[], p_new jsonb[], p_old jsonb[],\n"
+    "    p_vfrom timestamptz[], p_vto timestamptz[], p_source text[], p_reason text[], p_meta jsonb[],\n"
+    "    p_key text[], p_tt timestamptz[])\n"
+    "RETURNS TABLE (ord bigint, rec_id bigint, rec_tt timestamptz, cache_epoch bigint)\n"
+    "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
+    "DECLARE\n"
+    "  v_import boolean := p_tt IS NOT NULL;\n"
+    "  v_dup bigint[] := '{}';\n"
+    "  v_bad record;\n"
+    "BEGIN\n"
+    "  PERFORM set_config('provledger.internal', 'on', true);\n"
+    /* Partitions first, before any entity lock is held. */
+    "  IF clock_timestamp() + interval '1 day' >= (SELECT partitions_until FROM @S@.ledger_meta WHERE id = 1) THEN\n"
+    "    PERFORM @S@.pl_ensure_partitions(clock_timestamp(), 4);\n"
+    "  END IF;\n"
+    "  IF v_import THEN\n",
+    "    PERFORM @S@.pl_ensure_partition(m) FROM (SELECT DISTINCT date_trunc('month', t, 'UTC') AS m\n"
+    "                                              FROM unnest(p_tt) t WHERE t IS NOT NULL) s;\n"
+    "  END IF;\n"
+    /* Lock the existing heads in key order: writers of one entity queue
+     * here, and batches cannot deadlock on each other. */
+    "  PERFORM 1 FROM @S@.entity_head WHERE entity_id = ANY (p_entity) ORDER BY entity_id FOR NO KEY UPDATE;\n"
+    "  IF EXISTS (SELECT 1 FROM unnest(p_key) k WHERE k IS NOT NULL) THEN\n"
+    "    PERFORM pg_advisory_xact_lock(hashtextextended(k, 1))\n"
+    "       FROM (SELECT DISTINCT k FROM unnest(p_key) k WHERE k IS NOT NULL ORDER BY 1) s;\n"
+    "    SELECT u.idem_key INTO v_bad\n"
+    "      FROM unnest(p_entity, p_field, p_new, p_old, p_vfrom, p_vto, p_source, p_reason, p_meta, p_key, p_tt)\n"
+    "           AS u(entity_id, field_name, new_value, old_value, vfrom, vto, source_type, change_reason,\n"
+    "                metadata, idem_key, tt_in)\n"
+    "      JOIN @S@.provenance_idempotency i ON i.idempotency_key = u.idem_key\n"
+    "     WHERE i.content_hash <> @S@.pl_change_hash(u.entity_id, u.field_name, u.new_value, u.old_value,\n"
+    "             u.vfrom, u.vto, u.source_type, u.change_reason, u.metadata, u.tt_in)\n"
+    "     LIMIT 1;\n"
+    "    IF FOUND THEN\n"
+    "      RAISE EXCEPTION USING ERRCODE = 'PLC01',\n"
+    "        MESSAGE = format('idempotency key %s was already used for a different change', v_bad.idem_key);\n"
+    "    END IF;\n"
+    "    SELECT coalesce(array_agg(u.ord), '{}') INTO v_dup\n"
+    "      FROM unnest(p_key) WITH ORDINALITY AS u(idem_key, ord)\n"
+    "      JOIN @S@.provenance_idempotency i ON i.idempotency_key = u.idem_key;\n"
+    "    RETURN QUERY SELECT u.ord, i.id, i.transaction_time, (SELECT s.epoch FROM @S@.cache_state s WHERE s.id = 1)\n"
+    "      FROM unnest(p_key) WITH ORDINALITY AS u(idem_key, ord)\n"
+    "      JOIN @S@.provenance_idempotency i ON i.idempotency_key = u.idem_key;\n"
+    "  END IF;\n"
+    "  IF v_import THEN\n"
+    "    SELECT x.entity_id, x.tt_in INTO v_bad\n"
+    "      FROM (SELECT u.entity_id, u.tt_in,\n"
+    "                   lag(u.tt_in) OVER (PARTITION BY u.entity_id ORDER BY u.ord) AS prev\n"
+    "              FROM unnest(p_entity, p_tt) WITH ORDINALITY AS u(entity_id, tt_in, ord)\n"
+    "             WHERE u.ord <> ALL (v_dup)) x\n"
+    "      LEFT JOIN @S@.entity_head h ON h.entity_id = x.entity_id\n"
+    "     WHERE x.tt_in IS NULL OR x.tt_in > clock_timestamp() OR x.tt_in <= x.prev OR x.tt_in <= h.last_tt\n"
+    "     LIMIT 1;\n"
+    "    IF FOUND THEN\n"
+    "      RAISE EXCEPTION USING ERRCODE = 'PLC02', MESSAGE = format(\n"
+    "        'entity %s: imported transaction_time %s is not after the entity''s previous one, or is in the future',\n"
+    "        v_bad.entity_id, v_bad.tt_in);\n"
+    "    END IF;\n"
+    "  END IF;\n"
+    "  RETURN QUERY\n"
+    "  WITH input AS MATERIALIZED (\n"
+    "    SELECT u.*, nextval('@S@.provenance_ledger_id_seq') AS new_id,\n"
+    "           row_number() OVER (PARTITION BY u.entity_id ORDER BY u.ord) AS rank,\n"
+    "           count(*) OVER (PARTITION BY u.entity_id) AS n\n"
+    "      FROM unnest(p_entity, p_field, p_new, p_old, p_vfrom, p_vto, p_source, p_reason, p_meta, p_key, p_tt)\n"
+    "           WITH ORDINALITY AS u(entity_id, field_name, new_value, old_value, vfrom, vto, source_type,\n"
+    "                                change_reason, metadata, idem_key, tt_in, ord)\n"
+    "     WHERE u.ord <> ALL (v_dup)\n"
+    "  ), per_entity AS (\n"
+    "    SELECT i.entity_id, count(*) AS n, max(i.tt_in) AS max_tt FROM input i GROUP BY i.entity_id\n"
+    "  ), heads AS (\n"
+    "    INSERT INTO @S@.entity_head AS h (entity_id, last_tt, record_count)\n"
+    "    SELECT p.entity_id,\n"
+    "           CASE WHEN v_import THEN p.max_tt\n"
+    "                ELSE clock_timestamp() + (p.n - 1) * interval '1 microsecond' END,\n"
+    "           p.n\n",
+    "      FROM per_entity p ORDER BY p.entity_id\n"
+    "    ON CONFLICT (entity_id) DO UPDATE SET\n"
+    "      last_tt = CASE WHEN v_import THEN EXCLUDED.last_tt\n"
+    "                     ELSE greatest(clock_timestamp(), h.last_tt + interval '1 microsecond')\n"
+    "                          + (EXCLUDED.record_count - 1) * interval '1 microsecond' END,\n"
+    "      record_count = h.record_count + EXCLUDED.record_count\n"
+    "    RETURNING h.entity_id, h.last_tt\n"
+    "  ), rows AS (\n"
+    "    SELECT i.*, CASE WHEN v_import THEN i.tt_in\n"
+    "                     ELSE hd.last_tt - (i.n - i.rank) * interval '1 microsecond' END AS tt\n"
+    "      FROM input i JOIN heads hd ON hd.entity_id = i.entity_id\n"
+    "  ), ins AS (\n"
+    "    INSERT INTO @S@.provenance_ledger (id, entity_id, field_name, old_value, new_value, transaction_time,\n"
+    "        valid_time_start, valid_time_end, source_type, change_reason, metadata, idempotency_key)\n"
+    "    SELECT r.new_id, r.entity_id, r.field_name, r.old_value, r.new_value, r.tt, coalesce(r.vfrom, r.tt),\n"
+    "           coalesce(r.vto, 'infinity'), r.source_type, r.change_reason, coalesce(r.metadata, '{}'), r.idem_key\n"
+    "      FROM rows r\n"
+    "    RETURNING 1\n"
+    "  ), idem AS (\n"
+    "    INSERT INTO @S@.provenance_idempotency (idempotency_key, id, transaction_time, content_hash)\n"
+    "    SELECT r.idem_key, r.new_id, r.tt,\n"
+    "           @S@.pl_change_hash(r.entity_id, r.field_name, r.new_value, r.old_value, r.vfrom, r.vto,\n"
+    "                              r.source_type, r.change_reason, r.metadata, r.tt_in)\n"
+    "      FROM rows r WHERE r.idem_key IS NOT NULL\n"
+    "    RETURNING 1\n"
+    "  )\n"
+    "  SELECT r.ord, r.new_id, r.tt, (SELECT s.epoch FROM @S@.cache_state s WHERE s.id = 1) FROM rows r;\n"
+    "END $fn$;\n"
+    /* The cache's shared state (see cache.c for the protocol). */
+    "CREATE FUNCTION @S@.pl_cache_disable(p_ms integer)\n"
+    "RETURNS TABLE (epoch bigint, disabled_for_us bigint, disabled_until timestamptz)\n"
+    "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
+    "BEGIN\n"
+    "  PERFORM set_config('provledger.internal', 'on', true);\n"
+    "  RETURN QUERY\n"
+    "  UPDATE @S@.cache_state s SET\n"
+    "    epoch = CASE WHEN s.disabled_until > now() THEN s.epoch ELSE s.epoch + 1 END,\n"
+    "    disabled_since = CASE WHEN s.disabled_until > now() THEN s.disabled_since ELSE now() END,\n"
+    "    disabled_until = greatest(s.disabled_until, now() + p_ms * interval '1 millisecond')\n"
+    "  WHERE s.id = 1\n"
+    "  RETURNING s.epoch, (extract(epoch FROM now() - s.disabled_since) * 1000000)::bigint, s.disabled_until;\n"
+    "END $fn$;\n"
+    "CREATE FUNCTION @S@.pl_cache_bind(p_run_id text) RETURNS bigint\n"
+    "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
+    "BEGIN\n"
+    "  PERFORM set_config('provledger.internal', 'on', true);\n"
+    "  UPDATE @S@.cache_state SET epoch = epoch + 1, redis_run_id = p_run_id\n"
+    "   WHERE id = 1 AND redis_run_id IS DISTINCT FROM p_run_id;\n"
+    "  RETURN (SELECT epoch FROM @S@.cache_state WHERE id = 1);\n"
+    "END $fn$;\n",
+    NULL,
+};
+
+const pl_migration pl_migrations[] = {
+    {"ledger, latest state, entity heads, idempotency, cache state", migration_1},
+};
+const size_t pl_migration_count = sizeof pl_migrations / sizeof pl_migrations[0];
+
+/* ------------------------------------------------------------------------ */
+/* Statements                                                                */
+/* ------------------------------------------------------------------------ */
+
+#define COLS PL_RECORD_COLUMNS
+/* The next instant at which the current answer of these rows can change. */
+#define NEXT_BOUNDARY(where)                                                     \
+    "(SELECT min(x) AS next_boundary FROM @S@.provenance_current p "            \
+    "CROSS JOIN LATERAL (VALUES (p.valid_time_start), (p.valid_time_end)) v(x) " \
+    "WHERE " where " AND x > now()) b "
+
+const pl_stmt_def pl_stmt_defs[PL_STMT_COUNT] = {
+    [PL_STMT_APPEND] = {"pl_append",
+        "SELECT ord, rec_id, rec_tt, cache_epoch FROM @S@.pl_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        11, {1009, 1009, 3807, 3807, 1185, 1185, 1009, 1009, 3807, 1009, 1185}},
+    [PL_STMT_CURRENT] = {"pl_current",
+        "SELECT c.id, c.entity_id, c.field_name, c.new_value, c.old_value, c.transaction_time, "
+        "c.valid_time_start, c.valid_time_end, c.source_type, c.change_reason, c.metadata, b.next_boundary "
+        "FROM " NEXT_BOUNDARY("p.entity_id = $1 AND p.field_name = $2")
+        "LEFT JOIN LATERAL (SELECT * FROM @S@.provenance_current "
+        "WHERE entity_id = $1 AND field_name = $2 AND valid_time_start <= now() AND valid_time_end > now() "
+        "ORDER BY transaction_time DESC, id DESC LIMIT 1) c ON true",
+        2, {T, T}},
+    [PL_STMT_SNAPSHOT_CURRENT] = {"pl_snapshot_current",
+        "SELECT c.id, c.entity_id, c.field_name, c.new_value, c.old_value, c.transaction_time, "
+        "c.valid_time_start, c.valid_time_end, c.source_type, c.change_reason, c.metadata, b.next_boundary "
+        "FROM " NEXT_BOUNDARY("p.entity_id = $1")
+        "LEFT JOIN LATERAL (SELECT DISTINCT ON (field_name) * FROM @S@.provenance_current "
+        "WHERE entity_id = $1 AND valid_time_start <= now() AND valid_time_end > now() "
+        "ORDER BY field_name, transaction_time DESC, id DESC) c ON true ORDER BY c.field_name",
+        1, {T}},
+    [PL_STMT_ASOF_TV] = {"pl_asof_tv",
+        "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 AND field_name = $2 "
+        "AND transaction_time <= $3 AND valid_time_start <= coalesce($4, now()) "
+        "AND valid_time_end > coalesce($4, now()) ORDER BY transaction_time DESC, id DESC LIMIT 1",
+        4, {T, T, TS, TS}},
+    [PL_STMT_ASOF_T] = {"pl_asof_t",
+        "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 AND field_name = $2 "
+        "AND transaction_time <= $3 ORDER BY transaction_time DESC, id DESC LIMIT 1",
+        3, {T, T, TS}},
+    [PL_STMT_SNAPSHOT_TV] = {"pl_snapshot_tv",
+        "SELECT DISTINCT ON (field_name) " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 "
+        "AND transaction_time <= $2 AND valid_time_start <= coalesce($3, now()) "
+        "AND valid_time_end > coalesce($3, now()) ORDER BY field_name, transaction_time DESC, id DESC",
+        3, {T, TS, TS}},
+    [PL_STMT_SNAPSHOT_T] = {"pl_snapshot_t",
+        "SELECT DISTINCT ON (field_name) " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 "
+        "AND transaction_time <= $2 ORDER BY field_name, transaction_time DESC, id DESC",
+        2, {T, TS}},
+    [PL_STMT_RANGE_FIELD] = {"pl_range_field",
+        "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 AND field_name = $2 "
+        "AND transaction_time >= coalesce($3, now()) AND transaction_time < coalesce($4, now()) "
+        "ORDER BY transaction_time, id",
+        4, {T, T, TS, TS}},
+    [PL_STMT_RANGE_ALL] = {"pl_range_all",
+        "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 "
+        "AND transaction_time >= coalesce($2, now()) AND transaction_time < coalesce($3, now()) "
+        "ORDER BY transaction_time, id",
+        3, {T, TS, TS}},
+    [PL_STMT_HISTORY_FIELD] = {"pl_history_field",
+        "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 AND field_name = $2 "
+        "ORDER BY transaction_time, id",
+        2, {T, T}},
+    [PL_STMT_HISTORY_ALL] = {"pl_history_all",
+        "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 ORDER BY transaction_time, id",
+        1, {T}},
+    [PL_STMT_CACHE_LEASE] = {"pl_cache_lease",
+        "SELECT epoch, coalesce(redis_run_id, ''), (disabled_until > now())::int4, now(), disabled_until "
+        "FROM @S@.cache_state WHERE id = 1",
+        0, {0}},
+    [PL_STMT_CACHE_DISABLE] = {"pl_cache_disable",
+        "SELECT epoch, disabled_for_us, disabled_until, now() FROM @S@.pl_cache_disable($1::int4)", 1, {PL_OID_INT8}},
+    [PL_STMT_CACHE_BIND] = {"pl_cache_bind", "SELECT @S@.pl_cache_bind($1)", 1, {T}},
+    [PL_STMT_REPLICA_LAG] = {"pl_replica_lag",
+        "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0 "
+        "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+        "ELSE coalesce((extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000000)::int8, 0) END",
+        0, {0}},
+};
+
+int pl_schema_name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 63 || (name[0] >= '0' && name[0] <= '9'))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+char *pl_sql_expand(const char *sql, const char *schema)
+{
+    size_t slen = strlen(schema), n = 0;
+    for (const char *p = sql; *p; p++)
+        n += (p[0] == '@' && (p[1] == 'S' || p[1] == 's') && p[2] == '@') ? slen + 2 : 1;
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *p = sql; *p;) {
+        if (p[0] == '@' && (p[1] == 'S' || p[1] == 's') && p[2] == '@') {
+            int quoted = p[1] == 'S';
+            if (quoted)
+                *o++ = '"';
+            memcpy(o, schema, slen);
+            o += slen;
+            if (quoted)
+                *o++ = '"';
+            p += 3;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}

@@ -1,0 +1,130 @@
+/* Validation of user input (see validate.h). */
+#include "validate.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+
+int pl_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        unsigned c = *p;
+        if (c < 0x80) {
+            if (c == 0)
+                return 0;
+            p++;
+            continue;
+        }
+        size_t len;
+        unsigned cp, min;
+        if ((c & 0xe0) == 0xc0) {
+            len = 2, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        if ((size_t)(end - p) < len)
+            return 0;
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        p += len;
+    }
+    return 1;
+}
+
+int pl_check_text(const char *what, const char *s, size_t max, int required)
+{
+    if (!s)
+        return required ? pl_fail(PL_EINVAL, "%s: required, got NULL", what) : PL_OK;
+    size_t n = strnlen(s, max + 1);
+    if (n > max)
+        return pl_fail(PL_EINVAL, "%s: longer than %zu bytes", what, max);
+    if (required && n == 0)
+        return pl_fail(PL_EINVAL, "%s: must not be empty", what);
+    if (!pl_utf8_valid(s, n))
+        return pl_fail(PL_EINVAL, "%s: not valid UTF-8", what);
+    return PL_OK;
+}
+
+int pl_check_json(const char *what, const char *s, int object_only)
+{
+    int rc = pl_check_text(what, s, PL_MAX_VALUE_BYTES, 1);
+    if (rc)
+        return rc;
+    json_error_t err;
+    /* Integers as reals: JSON has no integer limit, jansson's int64 has. */
+    json_t *j = json_loads(s, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
+                           &err);
+    if (!j)
+        return pl_fail(PL_EINVAL, "%s: invalid JSON at line %d column %d: %s", what, err.line,
+                       err.column, err.text);
+    int is_object = json_is_object(j);
+    json_decref(j);
+    if (object_only && !is_object)
+        return pl_fail(PL_EINVAL, "%s: must be a JSON object", what);
+    return PL_OK;
+}
+
+int pl_check_instant(const char *what, pl_time t)
+{
+    if (t < PL_TIME_MIN || t > PL_TIME_MAX)
+        return pl_fail(PL_EINVAL, "%s: %lld is outside 0001-01-01..9999-12-31", what, (long long)t);
+    return PL_OK;
+}
+
+int pl_check_query_time(const char *what, pl_time t)
+{
+    if (t == PL_TIME_NOW || t == PL_TIME_ANY)
+        return PL_OK;
+    return pl_check_instant(what, t);
+}
+
+/* Prefixes messages with the batch index so callers can find the change. */
+#define CHECK(expr)                                                                   \
+    do {                                                                              \
+        int rc_ = (expr);                                                             \
+        if (rc_) {                                                                    \
+            if (index >= 0) {                                                         \
+                char msg_[1024];                                                      \
+                snprintf(msg_, sizeof msg_, "%s", pl_errmsg());                       \
+                return pl_fail(rc_, "changes[%ld].%s", index, msg_);                  \
+            }                                                                         \
+            return rc_;                                                               \
+        }                                                                             \
+    } while (0)
+
+int pl_check_change(const pl_change *c, long index)
+{
+    if (!c)
+        return pl_fail(PL_EINVAL, "change: NULL");
+    CHECK(pl_check_text("entity_id", c->entity_id, PL_MAX_KEY_BYTES, 1));
+    CHECK(pl_check_text("field_name", c->field_name, PL_MAX_KEY_BYTES, 1));
+    CHECK(pl_check_text("source_type", c->source_type, PL_MAX_KEY_BYTES, 1));
+    CHECK(pl_check_text("change_reason", c->change_reason, PL_MAX_REASON_BYTES, 0));
+    CHECK(pl_check_text("idempotency_key", c->idempotency_key, PL_MAX_KEY_BYTES, 0));
+    if (c->idempotency_key && !c->idempotency_key[0])
+        CHECK(pl_fail(PL_EINVAL, "idempotency_key: must not be empty (use NULL for none)"));
+    CHECK(pl_check_json("new_value", c->new_value, 0));
+    if (c->old_value)
+        CHECK(pl_check_json("old_value", c->old_value, 0));
+    if (c->metadata)
+        CHECK(pl_check_json("metadata", c->metadata, 1));
+    if (c->valid_from != PL_TIME_NOW)
+        CHECK(pl_check_instant("valid_from", c->valid_from));
+    if (c->valid_to != PL_TIME_INFINITY)
+        CHECK(pl_check_instant("valid_to", c->valid_to));
+    if (c->valid_from != PL_TIME_NOW && c->valid_from >= c->valid_to)
+        CHECK(pl_fail(PL_EINVAL, "valid_from: must be before valid_to"));
+    return PL_OK;
+}

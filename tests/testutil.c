@@ -1,0 +1,133 @@
+/* Test helpers (see testutil.h). */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static char schema[64];
+static pid_t schema_pid;
+static char prefix[80];
+
+void tu_require_servers(void)
+{
+    const char *pg = getenv("PL_TEST_PG");
+    if (!pg || !*pg) {
+        fprintf(stderr, "PL_TEST_PG is not set: run the suite with ./dev.sh test (skipping)\n");
+        exit(77);
+    }
+}
+
+const char *tu_schema(void)
+{
+    /* Check forks each test: a schema per process keeps tests apart. */
+    if (schema_pid != getpid()) {
+        static unsigned seq;
+        schema_pid = getpid();
+        snprintf(schema, sizeof schema, "t_%ld_%u_%ld", (long)getpid(), seq++, (long)time(NULL) % 100000);
+        snprintf(prefix, sizeof prefix, "test:%s:", schema);
+    }
+    return schema;
+}
+
+void tu_config(pl_config *cfg, int with_cache)
+{
+    pl_config_init(cfg);
+    cfg->pg_conninfo = getenv("PL_TEST_PG");
+    cfg->schema = tu_schema();
+    cfg->cache_key_prefix = prefix;
+    cfg->redis_url = with_cache ? getenv("PL_TEST_REDIS") : NULL;
+}
+
+pl_ledger *tu_open_cfg(const pl_config *cfg)
+{
+    pl_ledger *l = NULL;
+    tu_ok(pl_open(&l, cfg));
+    tu_ok(pl_migrate(l));
+    return l;
+}
+
+pl_ledger *tu_open(int with_cache)
+{
+    pl_config cfg;
+    tu_config(&cfg, with_cache);
+    return tu_open_cfg(&cfg);
+}
+
+static void ignore_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+char *tu_sql(const char *sql, int allow_error, char state[6])
+{
+    PGconn *pg = PQconnectdb(getenv("PL_TEST_PG"));
+    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
+    PQsetNoticeProcessor(pg, ignore_notice, NULL);
+    const char *values[1] = {tu_schema()};
+    PGresult *r = PQexecParams(pg, "SELECT set_config('search_path', $1, false)", 1, NULL, values,
+                               NULL, NULL, 0);
+    PQclear(r);
+    r = PQexec(pg, sql);
+    char *out = NULL;
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (!allow_error)
+            ck_abort_msg("SQL failed: %s\n%s", sql, PQerrorMessage(pg));
+        if (state)
+            snprintf(state, 6, "%s", code ? code : "?????");
+    } else {
+        if (state)
+            state[0] = '\0';
+        if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+            out = strdup(PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    PQfinish(pg);
+    return out;
+}
+
+long long tu_sql_ll(const char *sql)
+{
+    char *v = tu_sql(sql, 0, NULL);
+    ck_assert_msg(v != NULL, "no value from: %s", sql);
+    long long n = atoll(v);
+    free(v);
+    return n;
+}
+
+int tu_ctl(const char *action)
+{
+    const char *ctl = getenv("PL_TEST_CTL");
+    ck_assert_msg(ctl && *ctl, "PL_TEST_CTL is not set");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "\"%s\" ctl %s >/dev/null 2>&1", ctl, action);
+    return system(cmd);
+}
+
+TCase *tu_tcase(const char *name, double timeout_s)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, timeout_s);
+    return tc;
+}
+
+int tu_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
+
+double tu_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
