@@ -110,9 +110,11 @@ enum pl_status {
                              after the entity's last one. Nothing written. */
     PL_EPERM = -8,      /**< Not permitted: the ledger is append-only, or the
                              call needs an opt-in configuration field. */
-    PL_EUNKNOWN = -9    /**< The outcome of a write is unknown (the
+    PL_EUNKNOWN = -9,   /**< The outcome of a write is unknown (the
                              connection broke during COMMIT). Retry with the
                              same idempotency key to land it exactly once. */
+    PL_EUNSUPPORTED = -10 /**< The server lacks a feature the call needs
+                               (for example the pg_cron extension). */
 };
 
 /**
@@ -569,6 +571,186 @@ typedef struct pl_stats_info {
  * @return #PL_OK, or #PL_EINVAL for NULL arguments.
  */
 PL_EXTERN int pl_stats(pl_stats_info *out, pl_ledger *l, size_t size);
+
+
+/* ------------------------------------------------------------------------ */
+/* Tables: small aggregate answers                                           */
+/* ------------------------------------------------------------------------ */
+
+/** A rectangular answer of named text columns (aggregates, listings).
+ *  Immutable; free with pl_table_free(). */
+typedef struct pl_table pl_table;
+
+/** Rows in @p t (0 for NULL). */
+PL_EXTERN size_t pl_table_rows(const pl_table *t);
+/** Columns in @p t (0 for NULL). */
+PL_EXTERN size_t pl_table_cols(const pl_table *t);
+/** Name of column @p col, or NULL past the end. Borrowed. */
+PL_EXTERN const char *pl_table_colname(const pl_table *t, size_t col);
+/** Index of the column named @p name, or -1. */
+PL_EXTERN int pl_table_colindex(const pl_table *t, const char *name);
+/** Cell text (numbers in decimal, times in RFC 3339 UTC, booleans "true" or
+ *  "false"), or NULL for SQL NULL or out of range. Borrowed. */
+PL_EXTERN const char *pl_table_value(const pl_table *t, size_t row, size_t col);
+/** Cell as an integer (0 for NULL or non-numeric text). */
+PL_EXTERN int64_t pl_table_int64(const pl_table *t, size_t row, size_t col);
+/** Frees a table. NULL is fine. */
+PL_EXTERN void pl_table_free(pl_table *t);
+/** Where @p t came from (#pl_origin: primary or view) and how stale it may
+ *  be in microseconds (0 for the primary). */
+PL_EXTERN int pl_table_origin(const pl_table *t);
+/** @copydoc pl_table_origin */
+PL_EXTERN int64_t pl_table_staleness_us(const pl_table *t);
+
+/** Frees a string the library returned through a `char **` out-parameter.
+ *  NULL is fine. */
+PL_EXTERN void pl_free(void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Operations: partitions and materialized views                            */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Creates the monthly partitions from the current month (UTC) through
+ * @p months_ahead months ahead, where missing. Inserts also create missing
+ * months on demand; this call keeps them ahead.
+ * @param created receives how many partitions were created; may be NULL.
+ * @param months_ahead 0..120.
+ */
+PL_EXTERN int pl_partitions_ensure(int *created, pl_ledger *l, int months_ahead);
+
+/**
+ * Lists the ledger's partitions, attached and detached, oldest first, as a
+ * table with columns: name, range_from, range_to (RFC 3339), attached
+ * ("true"/"false"), rows (estimate from statistics, exact for detached ones
+ * is not promised), total_bytes (table + indexes).
+ */
+PL_EXTERN int pl_partitions_list(pl_table **out, pl_ledger *l);
+
+/**
+ * Detaches (never drops) every attached partition whose range ends at or
+ * before @p older_than, keeping its data in a standalone table of the same
+ * name in the ledger's schema, still protected against UPDATE, DELETE and
+ * TRUNCATE. The current month is never detached. Queries no longer see the
+ * detached rows; pl_partition_attach() brings them back.
+ * @param detached receives how many were detached; may be NULL.
+ */
+PL_EXTERN int pl_partitions_detach(int *detached, pl_ledger *l, pl_time older_than);
+
+/**
+ * Re-attaches a partition detached by pl_partitions_detach().
+ * @param name the partition's table name, e.g. "provenance_ledger_2025_01".
+ * @return #PL_OK; #PL_NOT_FOUND when no detached partition has that name.
+ */
+PL_EXTERN int pl_partition_attach(pl_ledger *l, const char *name);
+
+/**
+ * Refreshes the materialized views provenance_latest and
+ * provenance_daily_stats with REFRESH ... CONCURRENTLY (readers are never
+ * blocked), logging start, end, success and any error of each in
+ * mv_refresh_log. Views never answer calls that promise current data.
+ * @return #PL_OK; #PL_EDB with the logged error when a refresh failed.
+ */
+PL_EXTERN int pl_refresh_views(pl_ledger *l);
+
+/**
+ * Schedules pl_refresh_views() inside PostgreSQL with pg_cron.
+ * @param cron_schedule a cron expression such as "0 * * * *"; NULL removes
+ *        the schedule.
+ * @return #PL_OK; #PL_EUNSUPPORTED when pg_cron is not installed in the
+ *         database (call pl_refresh_views() from your own scheduler).
+ */
+PL_EXTERN int pl_refresh_schedule(pl_ledger *l, const char *cron_schedule);
+
+/**
+ * How fresh each view is, as a table with columns view_name,
+ * last_refresh_start, last_refresh_end, last_success, last_error,
+ * staleness_seconds (since the last successful refresh ended; NULL when
+ * never refreshed).
+ */
+PL_EXTERN int pl_view_freshness(pl_table **out, pl_ledger *l);
+
+/* ------------------------------------------------------------------------ */
+/* Analytics, audit reports and metadata search                             */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Dashboard: changes per UTC day and source type with transaction time in
+ * [@p from, @p to), as a table with columns day (RFC 3339 midnight),
+ * source_type, changes, entities (distinct entity ids), ordered by day then
+ * source type. Reads the base table, exactly, unless @p flags has
+ * #PL_ALLOW_STALE: then provenance_daily_stats answers when it covers the
+ * window, and pl_table_origin() / pl_table_staleness_us() say so.
+ * @param source_type only this source, or NULL for all.
+ */
+PL_EXTERN int pl_dashboard_changes(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
+                                   const char *source_type, unsigned flags);
+
+/**
+ * Dashboard: corrections (records whose valid_from is before their
+ * transaction time, i.e. retroactive changes) with transaction time in
+ * [@p from, @p to), by entity type and field, as a table with columns
+ * entity_type, field_name, corrections, ordered by corrections descending.
+ * The entity type is the metadata key "entity_type" when present, else the
+ * entity id up to its first '_' or ':' (the whole id when neither occurs).
+ */
+PL_EXTERN int pl_dashboard_corrections(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
+                                       unsigned flags);
+
+/** A streaming iterator over records. */
+typedef struct pl_iter pl_iter;
+
+/**
+ * Audit report: every record with transaction time in [@p from, @p to)
+ * (#PL_TIME_ANY for an open end), optionally of one source type, ordered by
+ * (transaction_time, id), streamed from a server-side cursor in chunks so
+ * that a report of millions of rows never sits in memory at once. The
+ * iterator holds one pooled connection until pl_iter_free().
+ */
+PL_EXTERN int pl_audit_open(pl_iter **out, pl_ledger *l, const char *source_type,
+                            pl_time from, pl_time to);
+
+/**
+ * The next record of an iterator.
+ * @param rec receives a record borrowed until the next call or
+ *        pl_iter_free().
+ * @return #PL_OK; #PL_ITEROVER when done; an error (the iterator is then
+ *         finished).
+ */
+PL_EXTERN int pl_iter_next(const pl_record **rec, pl_iter *it);
+
+/** Frees an iterator and returns its connection. NULL is fine. */
+PL_EXTERN void pl_iter_free(pl_iter *it);
+
+/**
+ * Metadata search by JSON containment (`metadata @> query`) through the GIN
+ * index, newest first by (transaction_time, id), one page at a time.
+ * @param out receives up to @p limit records.
+ * @param next_cursor receives an opaque cursor for the next page (free with
+ *        pl_free()), or NULL when this page is the last.
+ * @param query a JSON object, e.g. {"import_batch_id": "batch_123"}.
+ * @param cursor NULL for the first page, else a cursor from the previous
+ *        call.
+ * @param limit 1..10000.
+ */
+PL_EXTERN int pl_search_metadata(pl_result **out, char **next_cursor, pl_ledger *l,
+                                 const char *query, const char *cursor, size_t limit);
+
+/* ------------------------------------------------------------------------ */
+/* Monitoring                                                                */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * The health of the ledger as a JSON object (free with pl_free()): view
+ * staleness and last refresh result, partitions and sizes, index usage and
+ * sizes, slow statements from pg_stat_statements when that extension is
+ * installed, this handle's counters (pl_stats, plus per-query-type counts
+ * and latency histograms), and an "alerts" array evaluating the design
+ * record's alerts: a refresh failed or is older than two hours, the cache
+ * hit rate fell below 0.8 after at least 1000 lookups, a statement averaged
+ * over 100 ms.
+ */
+PL_EXTERN int pl_health(char **json_out, pl_ledger *l);
 
 #ifdef __cplusplus
 }

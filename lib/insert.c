@@ -149,7 +149,9 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
         if ((rc = pl_pool_acquire(l->pool, &c)))
             break;
         int phase;
+        uint64_t start = pl_mono_us();
         rc = pl_exec(l->pool, c, PL_STMT_APPEND, values, lengths, &r, &phase);
+        pl_metrics_record(&l->metrics, PL_STMT_APPEND, pl_mono_us() - start, rc != PL_OK);
         pl_pool_release(l->pool, c);
         if (rc == PL_OK)
             break;

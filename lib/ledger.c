@@ -111,6 +111,7 @@ void pl_close(pl_ledger *l)
     free((char *)l->cfg.cache_key_prefix);
     free((char *)l->cfg.replica_conninfo);
     pthread_mutex_destroy(&l->lag_mu);
+    pl_metrics_destroy(&l->metrics);
     free(l);
 }
 
@@ -126,6 +127,7 @@ int pl_open(pl_ledger **out, const pl_config *cfg)
     if (!l)
         return pl_fail(PL_ENOMEM, "out of memory");
     pthread_mutex_init(&l->lag_mu, NULL);
+    pl_metrics_init(&l->metrics);
     l->cfg = *cfg;
     int failed = 0;
     l->cfg.pg_conninfo = dup_or_null(cfg->pg_conninfo, &failed);
@@ -155,7 +157,9 @@ int pl_open(pl_ledger **out, const pl_config *cfg)
         return rc;
     }
     if (l->cfg.replica_conninfo) {
+        /* A replica that is down must not keep the ledger from opening. */
         pc.conninfo = l->cfg.replica_conninfo;
+        pc.lazy = 1;
         if ((rc = pl_pool_create(&l->replica, &pc))) {
             pl_close(l);
             return rc;
@@ -179,7 +183,9 @@ int pl_read(pl_ledger *l, int replica, int stmt, const char *const *values, cons
         if ((rc = pl_pool_acquire(pool, &c)))
             return rc;
         int phase;
+        uint64_t start = pl_mono_us();
         rc = pl_exec(pool, c, stmt, values, lengths, out, &phase);
+        pl_metrics_record(&l->metrics, stmt, pl_mono_us() - start, rc != PL_OK);
         pl_pool_release(pool, c);
         if (rc != PL_ECONNECT)
             return rc;

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "metrics.h"
 #include "pool.h"
 #include "provledger.h"
 #include "schema.h"
@@ -19,6 +20,7 @@ struct pl_ledger {
     pl_cache *cache;            /* NULL without redis_url */
     atomic_uint_fast64_t inserts;
     atomic_uint_fast64_t replica_reads;
+    pl_metrics metrics;         /* latency per statement, for pl_health */
     pthread_mutex_t lag_mu;
     int64_t replica_lag_us;     /* last measured replay lag */
     uint64_t replica_lag_at_us; /* monotonic time of that measurement */

@@ -170,7 +170,7 @@ int pl_pool_create(pl_pool **out, const pl_pool_config *cfg)
     for (size_t i = 0; i < cfg->size; i++)
         p->idle[p->nidle++] = cfg->size - 1 - i;
     /* One connection up front: a wrong conninfo fails pl_open, not later. */
-    int rc = conn_open(p, &p->slots[0]);
+    int rc = cfg->lazy ? PL_OK : conn_open(p, &p->slots[0]);
     if (rc) {
         pl_pool_destroy(p);
         return rc;
@@ -191,6 +191,25 @@ void pl_pool_destroy(pl_pool *p)
     free(p->slots);
     free(p->idle);
     free(p);
+}
+
+/* An idle connection has nothing to read; if its socket is readable, the
+ * server said goodbye (restart, terminate) or closed it: find out now,
+ * before a write is sent into a dead connection and its outcome becomes
+ * unknown. */
+static int conn_alive(PGconn *pg)
+{
+    if (PQstatus(pg) != CONNECTION_OK)
+        return 0;
+    struct pollfd pfd = {PQsocket(pg), POLLIN, 0};
+    if (poll(&pfd, 1, 0) > 0) {
+        if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK)
+            return 0;
+        PGnotify *n;
+        while ((n = PQnotifies(pg)))
+            PQfreemem(n);
+    }
+    return 1;
 }
 
 int pl_pool_acquire(pl_pool *p, pl_conn **out)
@@ -223,7 +242,7 @@ int pl_pool_acquire(pl_pool *p, pl_conn **out)
     int stale = c->pg && c->generation != p->generation;
     pthread_mutex_unlock(&p->mu);
 
-    if (c->pg && (stale || PQstatus(c->pg) != CONNECTION_OK)) {
+    if (c->pg && (stale || !conn_alive(c->pg))) {
         conn_close(p, c, 1);
         pthread_mutex_lock(&p->mu);
         p->counters.reconnects++;

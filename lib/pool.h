@@ -21,6 +21,7 @@ typedef struct pl_pool_config {
     unsigned int keepalives_idle_s;
     int prepare; /* enum pl_prepare_mode */
     char **sql;  /* PL_STMT_COUNT expanded statement texts, borrowed */
+    int lazy;    /* do not connect in pl_pool_create (optional servers) */
 } pl_pool_config;
 
 typedef struct pl_pool pl_pool;
@@ -30,7 +31,8 @@ typedef struct pl_pool_counters {
     unsigned int open;
 } pl_pool_counters;
 
-/* Creates a pool and opens one connection to prove the server answers.
+/* Creates a pool and, unless cfg->lazy, opens one connection to prove the
+ * server answers.
  * Returns PL_OK, PL_ECONNECT (message from libpq), PL_ENOMEM, PL_EINVAL. */
 int pl_pool_create(pl_pool **out, const pl_pool_config *cfg);
 void pl_pool_destroy(pl_pool *p);

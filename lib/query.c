@@ -99,8 +99,10 @@ static int run(pl_result **out, pl_ledger *l, const char *entity, query *q, unsi
         pl_cache_note_bypass(l->cache);
     if (use_cache) {
         pl_result *hit = NULL;
+        uint64_t start = pl_mono_us();
         int found = pl_cache_get(l->cache, &ticket, entity, q->field.data, q->field.len, &hit);
         if (found == 1) {
+            pl_metrics_record(&l->metrics, PL_OP_CACHE_HIT, pl_mono_us() - start, 0);
             pl_cache_ticket_release(&ticket);
             pl_buf_free(&q->field);
             return finish_answer(out, hit, q);
