@@ -157,6 +157,7 @@ static const char *const migration_1[] = {
     "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
     "DECLARE\n"
     "  v_horizon timestamptz := clock_timestamp() - interval '1 minute';\n"
+    "  v_nestloop text := current_setting('enable_nestloop');\n"
     "  v_bad record;\n"
     "BEGIN\n"
     "  IF coalesce(current_setting('provledger.internal', true), '') <> 'on' THEN\n",
@@ -187,6 +188,10 @@ static const char *const migration_1[] = {
     "     AND (c.valid_time_end <= v_horizon\n"
     "          OR (n.valid_time_start <= greatest(c.valid_time_start, v_horizon)\n"
     "              AND c.valid_time_end <= n.valid_time_end));\n"
+    /* A transition table has no statistics (the planner guesses one row):
+     * without this the anti-join below is a nested loop, quadratic in the
+     * batch size. The plan is cached with it, so set it on every call. */
+    "  PERFORM set_config('enable_nestloop', 'off', true);\n"
     "  INSERT INTO @S@.provenance_current (entity_id, field_name, transaction_time, id, valid_time_start,\n"
     "      valid_time_end, new_value, old_value, source_type, change_reason, metadata)\n"
     "  SELECT n.entity_id, n.field_name, n.transaction_time, n.id, n.valid_time_start, n.valid_time_end,\n"
@@ -198,6 +203,7 @@ static const char *const migration_1[] = {
     "                        AND (m.transaction_time, m.id) > (n.transaction_time, n.id)\n"
     "                        AND m.valid_time_start <= greatest(n.valid_time_start, v_horizon)\n"
     "                        AND n.valid_time_end <= m.valid_time_end);\n"
+    "  PERFORM set_config('enable_nestloop', v_nestloop, true);\n"
     "  RETURN NULL;\n"
     "END $fn$;\n"
     "CREATE TRIGGER provenance_after_insert AFTER INSERT ON @S@.provenance_ledger\n"
