@@ -81,6 +81,7 @@ static const char *const migration_1[] = {
     "  metadata         jsonb NOT NULL,\n"
     "  PRIMARY KEY (entity_id, field_name, transaction_time, id)\n"
     ");\n"
+    "CREATE INDEX provenance_current_starts ON @S@.provenance_current (entity_id, field_name, valid_time_start);\n"
     "CREATE TABLE @S@.provenance_idempotency (\n"
     "  idempotency_key  text COLLATE \"C\" PRIMARY KEY,\n"
     "  id               bigint NOT NULL,\n"
@@ -349,31 +350,31 @@ const size_t pl_migration_count = sizeof pl_migrations / sizeof pl_migrations[0]
 /* ------------------------------------------------------------------------ */
 
 #define COLS PL_RECORD_COLUMNS
-/* The next instant at which the current answer of these rows can change. */
-#define NEXT_BOUNDARY(where)                                                     \
-    "(SELECT min(x) AS next_boundary FROM @S@.provenance_current p "            \
-    "CROSS JOIN LATERAL (VALUES (p.valid_time_start), (p.valid_time_end)) v(x) " \
-    "WHERE " where " AND x > now()) b "
-
 const pl_stmt_def pl_stmt_defs[PL_STMT_COUNT] = {
     [PL_STMT_APPEND] = {"pl_append",
         "SELECT ord, rec_id, rec_tt, cache_epoch FROM @S@.pl_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         11, {1009, 1009, 3807, 3807, 1185, 1185, 1009, 1009, 3807, 1009, 1185}},
+    /* The answer, and the next instant it can change: its own end, or the
+     * start of a later-starting candidate (both found by index, so a hot
+     * field with many recent candidates stays one short scan). */
     [PL_STMT_CURRENT] = {"pl_current",
         "SELECT c.id, c.entity_id, c.field_name, c.new_value, c.old_value, c.transaction_time, "
-        "c.valid_time_start, c.valid_time_end, c.source_type, c.change_reason, c.metadata, b.next_boundary "
-        "FROM " NEXT_BOUNDARY("p.entity_id = $1 AND p.field_name = $2")
-        "LEFT JOIN LATERAL (SELECT * FROM @S@.provenance_current "
+        "c.valid_time_start, c.valid_time_end, c.source_type, c.change_reason, c.metadata, "
+        "least(c.valid_time_end, (SELECT min(p.valid_time_start) FROM @S@.provenance_current p "
+        "WHERE p.entity_id = $1 AND p.field_name = $2 AND p.valid_time_start > now())) "
+        "FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM @S@.provenance_current "
         "WHERE entity_id = $1 AND field_name = $2 AND valid_time_start <= now() AND valid_time_end > now() "
         "ORDER BY transaction_time DESC, id DESC LIMIT 1) c ON true",
         2, {T, T}},
     [PL_STMT_SNAPSHOT_CURRENT] = {"pl_snapshot_current",
-        "SELECT c.id, c.entity_id, c.field_name, c.new_value, c.old_value, c.transaction_time, "
-        "c.valid_time_start, c.valid_time_end, c.source_type, c.change_reason, c.metadata, b.next_boundary "
-        "FROM " NEXT_BOUNDARY("p.entity_id = $1")
-        "LEFT JOIN LATERAL (SELECT DISTINCT ON (field_name) * FROM @S@.provenance_current "
+        "WITH a AS (SELECT DISTINCT ON (field_name) * FROM @S@.provenance_current "
         "WHERE entity_id = $1 AND valid_time_start <= now() AND valid_time_end > now() "
-        "ORDER BY field_name, transaction_time DESC, id DESC) c ON true ORDER BY c.field_name",
+        "ORDER BY field_name, transaction_time DESC, id DESC) "
+        "SELECT a.id, a.entity_id, a.field_name, a.new_value, a.old_value, a.transaction_time, "
+        "a.valid_time_start, a.valid_time_end, a.source_type, a.change_reason, a.metadata, "
+        "least((SELECT min(valid_time_end) FROM a), (SELECT min(p.valid_time_start) "
+        "FROM @S@.provenance_current p WHERE p.entity_id = $1 AND p.valid_time_start > now())) "
+        "FROM (SELECT 1) AS one LEFT JOIN a ON true ORDER BY a.field_name",
         1, {T}},
     [PL_STMT_ASOF_TV] = {"pl_asof_tv",
         "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 AND field_name = $2 "
