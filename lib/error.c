@@ -23,6 +23,7 @@ const char *pl_strerror(int code)
     case PL_ECONFLICT: return "conflict with what the ledger already holds";
     case PL_EPERM: return "operation not permitted";
     case PL_EUNKNOWN: return "outcome of the write is unknown";
+    case PL_EUNSUPPORTED: return "not supported by this server (a needed extension is missing)";
     default: return "unknown status code";
     }
 }

@@ -43,10 +43,10 @@ static int check_keys_unique(const pl_change *changes, size_t n)
     return rc;
 }
 
-static int validate_all(const pl_change *changes, const pl_time *tts, size_t n)
+static int validate_all(const pl_change *changes, const pl_time *tts, size_t n, int batch)
 {
     for (size_t i = 0; i < n; i++) {
-        int rc = pl_check_change(&changes[i], n > 1 ? (long)i : -1);
+        int rc = pl_check_change(&changes[i], batch ? (long)i : -1);
         if (rc)
             return rc;
         if (tts && (tts[i] < PL_TIME_MIN || tts[i] > PL_TIME_MAX))
@@ -118,9 +118,9 @@ static void invalidate(pl_ledger *l, const pl_change *changes, size_t n, int64_t
 }
 
 static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const pl_time *tts,
-                  size_t n)
+                  size_t n, int batch)
 {
-    int rc = validate_all(changes, tts, n);
+    int rc = validate_all(changes, tts, n, batch);
     if (rc)
         return rc;
     pl_array cols[NCOLS];
@@ -188,7 +188,7 @@ int pl_insert(pl_receipt *out, pl_ledger *l, const pl_change *c)
         return pl_fail(PL_EINVAL, "ledger: NULL");
     if (!c)
         return pl_fail(PL_EINVAL, "change: NULL");
-    return append(out, l, c, NULL, 1);
+    return append(out, l, c, NULL, 1, 0);
 }
 
 int pl_insert_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes, size_t n)
@@ -201,7 +201,7 @@ int pl_insert_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes, siz
         return pl_fail(PL_EINVAL, "changes: NULL");
     if (n > PL_MAX_BATCH)
         return pl_fail(PL_EINVAL, "n: %zu is more than PL_MAX_BATCH (%d)", n, PL_MAX_BATCH);
-    return append(out, l, changes, NULL, n);
+    return append(out, l, changes, NULL, n, 1);
 }
 
 int pl_import_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes,
@@ -217,5 +217,5 @@ int pl_import_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes,
         return pl_fail(PL_EINVAL, "changes or transaction_times: NULL");
     if (n > PL_MAX_BATCH)
         return pl_fail(PL_EINVAL, "n: %zu is more than PL_MAX_BATCH (%d)", n, PL_MAX_BATCH);
-    return append(out, l, changes, transaction_times, n);
+    return append(out, l, changes, transaction_times, n, 1);
 }

@@ -7,6 +7,7 @@
 
 #include "cache.h"
 #include "error.h"
+#include "redis.h"
 #include "validate.h"
 
 uint64_t pl_mono_us(void)
@@ -68,6 +69,8 @@ static int check_config(const pl_config *cfg)
         return pl_fail(PL_EINVAL, "cfg.prepare: %d is not a pl_prepare_mode", cfg->prepare);
     if (cfg->redis_url) {
         if ((rc = pl_check_text("cfg.redis_url", cfg->redis_url, 4096, 1)))
+            return rc;
+        if ((rc = pl_redis_check_url(cfg->redis_url)))
             return rc;
         if ((rc = pl_check_text("cfg.cache_key_prefix", cfg->cache_key_prefix, 64, 0)))
             return rc;
@@ -216,11 +219,16 @@ static int simple(pl_ledger *l, pl_conn *c, const char *sql_template, PGresult *
 /* The database's schema version, 0 when the schema does not exist yet. */
 static int db_version(pl_ledger *l, pl_conn *c, int *out)
 {
+    /* Two statements: PostgreSQL resolves every table a statement names
+     * before running it, even in a CASE branch that never runs. */
     PGresult *r = NULL;
-    int rc = simple(l, c,
-                    "SELECT CASE WHEN to_regclass('@S@.schema_version') IS NULL THEN 0 "
-                    "ELSE (SELECT coalesce(max(version), 0) FROM @S@.schema_version) END",
-                    &r);
+    int rc = simple(l, c, "SELECT to_regclass('@S@.schema_version') IS NOT NULL", &r);
+    int exists = rc == PL_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    *out = 0;
+    if (rc || !exists)
+        return rc;
+    rc = simple(l, c, "SELECT coalesce(max(version), 0) FROM @S@.schema_version", &r);
     if (rc == PL_OK)
         *out = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -265,6 +273,8 @@ static int migrate_on(pl_ledger *l, pl_conn *c)
     /* One migrator at a time per schema, across every process. */
     if ((rc = simple(l, c, "SELECT pg_advisory_xact_lock(hashtextextended('@s@.provledger.migrate', 0))",
                      NULL)) ||
+        /* Function bodies may name tables a later statement creates. */
+        (rc = simple(l, c, "SET LOCAL check_function_bodies = off", NULL)) ||
         (rc = simple(l, c, "CREATE SCHEMA IF NOT EXISTS @S@", NULL)) ||
         (rc = simple(l, c,
                      "CREATE TABLE IF NOT EXISTS @S@.schema_version (version integer PRIMARY KEY, "

@@ -128,6 +128,17 @@ static int parse_url(pl_redis *r, const char *url)
     return PL_OK;
 }
 
+int pl_redis_check_url(const char *url)
+{
+    pl_redis r;
+    memset(&r, 0, sizeof r);
+    int rc = parse_url(&r, url);
+    free(r.host);
+    free(r.path);
+    free(r.password);
+    return rc;
+}
+
 int pl_redis_create(pl_redis **out, const pl_redis_config *cfg)
 {
     *out = NULL;

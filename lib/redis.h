@@ -18,6 +18,9 @@ typedef struct pl_redis_config {
     unsigned int retry_ms;
 } pl_redis_config;
 
+/* PL_OK when the URL is well formed, else PL_EINVAL saying why. */
+int pl_redis_check_url(const char *url);
+
 /* Parses the URL (PL_EINVAL when malformed); connects lazily. */
 int pl_redis_create(pl_redis **out, const pl_redis_config *cfg);
 void pl_redis_destroy(pl_redis *r);

@@ -23,9 +23,18 @@ static const char *const migration_1[] = {
     "    MESSAGE = format('%s on %I.%I is not allowed: the provenance ledger is append-only',\n"
     "                     TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME);\n"
     "END $fn$;\n"
+    /* "Our own functions are running": they run as the ledger's owner
+     * (SECURITY DEFINER) and set the flag; the flag alone proves nothing,
+     * since any session can set it. */
+    "CREATE FUNCTION @S@.pl_is_internal() RETURNS boolean LANGUAGE sql STABLE AS $fn$\n"
+    "  SELECT coalesce(current_setting('provledger.internal', true), '') = 'on'\n"
+    "     AND current_user = (SELECT r.rolname FROM pg_catalog.pg_class c\n"
+    "                           JOIN pg_catalog.pg_roles r ON r.oid = c.relowner\n"
+    "                          WHERE c.oid = '@S@.entity_head'::regclass)\n"
+    "$fn$;\n"
     "CREATE FUNCTION @S@.pl_guard_derived() RETURNS trigger LANGUAGE plpgsql AS $fn$\n"
     "BEGIN\n"
-    "  IF coalesce(current_setting('provledger.internal', true), '') <> 'on' THEN\n"
+    "  IF NOT @S@.pl_is_internal() THEN\n"
     "    RAISE EXCEPTION USING ERRCODE = 'PLA01',\n"
     "      MESSAGE = format('%s on %I.%I is not allowed: it is maintained by libprovledger',\n"
     "                       TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME);\n"
@@ -82,7 +91,7 @@ static const char *const migration_1[] = {
     "  PRIMARY KEY (entity_id, field_name, transaction_time, id)\n"
     ");\n"
     "CREATE INDEX provenance_current_starts ON @S@.provenance_current (entity_id, field_name, valid_time_start);\n"
-    "CREATE TABLE @S@.provenance_idempotency (\n"
+    "CREATE TABLE @S@.provenance_idempotency (\n",
     "  idempotency_key  text COLLATE \"C\" PRIMARY KEY,\n"
     "  id               bigint NOT NULL,\n"
     "  transaction_time timestamptz NOT NULL,\n"
@@ -92,7 +101,7 @@ static const char *const migration_1[] = {
     "  FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_reject_change();\n"
     "CREATE TABLE @S@.ledger_meta (\n"
     "  id integer PRIMARY KEY CHECK (id = 1),\n"
-    "  partitions_until timestamptz NOT NULL\n",
+    "  partitions_until timestamptz NOT NULL\n"
     ");\n"
     "INSERT INTO @S@.ledger_meta VALUES (1, '-infinity');\n"
     /* Shared cache state: the key epoch, the Redis instance it is bound to,
@@ -143,8 +152,12 @@ static const char *const migration_1[] = {
     "   WHERE id = 1 AND v_start <= date_trunc('month', clock_timestamp());\n"
     "  RETURN v_made;\n"
     "END $fn$;\n"
+    "CREATE FUNCTION @S@.pl_invalid(p_message text) RETURNS timestamptz LANGUAGE plpgsql AS $fn$\n"
+    "BEGIN\n"
+    "  RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = p_message;\n"
+    "END $fn$;\n"
     /* What an idempotency key stands for: the request, not its outcome. */
-    "CREATE FUNCTION @S@.pl_change_hash(p_entity text, p_field text, p_new jsonb, p_old jsonb,\n"
+    "CREATE FUNCTION @S@.pl_change_hash(p_entity text, p_field text, p_new jsonb, p_old jsonb,\n",
     "    p_vfrom timestamptz, p_vto timestamptz, p_source text, p_reason text, p_meta jsonb, p_tt timestamptz)\n"
     "RETURNS text LANGUAGE sql IMMUTABLE AS $fn$\n"
     "  SELECT md5(row(p_entity, p_field, p_new, p_old, extract(epoch FROM p_vfrom),\n"
@@ -154,61 +167,133 @@ static const char *const migration_1[] = {
      * notification for rows written with plain SQL. The horizon keeps
      * superseded rows a minute, so a reader whose clock reading precedes
      * its snapshot by a little never misses its answer. */
+    /* Rows written with plain SQL, not through pl_append: order them
+     * after the entity's head (rejecting any that are not) and tell
+     * listening caches. Runs as the inserting user, so it can tell. */
+    "CREATE FUNCTION @S@.pl_order_external(p_ids bigint[], p_tts timestamptz[]) RETURNS void\n"
+    "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
+    "DECLARE\n"
+    "  v_bad record;\n"
+    "BEGIN\n"
+    "  PERFORM set_config('provledger.internal', 'on', true);\n"
+    "  CREATE TEMP TABLE IF NOT EXISTS pl_external_rows (entity_id text, transaction_time timestamptz, id bigint)\n"
+    "    ON COMMIT DELETE ROWS;\n"
+    "  DELETE FROM pl_external_rows;\n"
+    "  INSERT INTO pl_external_rows SELECT l.entity_id, l.transaction_time, l.id\n"
+    "    FROM unnest(p_ids, p_tts) AS u(id, tt)\n"
+    "    JOIN @S@.provenance_ledger l ON l.id = u.id AND l.transaction_time = u.tt;\n"
+    "  PERFORM 1 FROM @S@.entity_head WHERE entity_id IN (SELECT entity_id FROM pl_external_rows)\n"
+    "    ORDER BY entity_id FOR NO KEY UPDATE;\n"
+    "  SELECT n.entity_id, n.transaction_time INTO v_bad\n"
+    "    FROM (SELECT entity_id, transaction_time,\n"
+    "                 lag(transaction_time) OVER (PARTITION BY entity_id ORDER BY transaction_time, id) AS prev\n"
+    "            FROM pl_external_rows) n\n"
+    "    LEFT JOIN @S@.entity_head h ON h.entity_id = n.entity_id\n"
+    "   WHERE n.transaction_time <= h.last_tt OR n.transaction_time = n.prev\n"
+    "      OR n.transaction_time > clock_timestamp()\n"
+    "   LIMIT 1;\n"
+    "  IF FOUND THEN\n"
+    "    RAISE EXCEPTION USING ERRCODE = 'PLC02', MESSAGE = format(\n"
+    "      'entity %s: transaction_time %s is not after the entity''s last one, or is in the future',\n"
+    "      v_bad.entity_id, v_bad.transaction_time);\n"
+    "  END IF;\n"
+    "  INSERT INTO @S@.entity_head AS h (entity_id, last_tt, record_count)\n"
+    "  SELECT entity_id, max(transaction_time), count(*) FROM pl_external_rows GROUP BY entity_id ORDER BY entity_id\n"
+    "  ON CONFLICT (entity_id) DO UPDATE\n"
+    "    SET last_tt = greatest(h.last_tt, EXCLUDED.last_tt), record_count = h.record_count + EXCLUDED.record_count;\n"
+    "  PERFORM pg_notify('@s@_external', entity_id) FROM (SELECT DISTINCT entity_id FROM pl_external_rows) s;\n"
+    "END $fn$;\n"
+    "CREATE FUNCTION @S@.pl_ledger_order_insert() RETURNS trigger LANGUAGE plpgsql AS $fn$\n"
+    "BEGIN\n"
+    "  IF NOT @S@.pl_is_internal() THEN\n"
+    "    PERFORM @S@.pl_order_external(array_agg(id), array_agg(transaction_time)) FROM new_rows;\n"
+    "  END IF;\n"
+    "  RETURN NULL;\n"
+    "END $fn$;\n"
+    /* Latest-state maintenance for every insert. The horizon keeps
+     * superseded rows a minute, so a reader whose clock reading precedes
+     * its snapshot by a little never misses its answer. */
     "CREATE FUNCTION @S@.pl_ledger_after_insert() RETURNS trigger\n"
     "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
     "DECLARE\n"
     "  v_horizon timestamptz := clock_timestamp() - interval '1 minute';\n"
-    "  v_nestloop text := current_setting('enable_nestloop');\n"
-    "  v_bad record;\n"
     "BEGIN\n"
-    "  IF coalesce(current_setting('provledger.internal', true), '') <> 'on' THEN\n",
-    "    PERFORM set_config('provledger.internal', 'on', true);\n"
-    "    PERFORM 1 FROM @S@.entity_head WHERE entity_id IN (SELECT entity_id FROM new_rows)\n"
-    "      ORDER BY entity_id FOR NO KEY UPDATE;\n"
-    "    SELECT n.entity_id, n.transaction_time INTO v_bad\n"
-    "      FROM (SELECT entity_id, transaction_time,\n"
-    "                   lag(transaction_time) OVER (PARTITION BY entity_id ORDER BY transaction_time, id) AS prev\n"
-    "              FROM new_rows) n\n"
-    "      LEFT JOIN @S@.entity_head h ON h.entity_id = n.entity_id\n"
-    "     WHERE n.transaction_time <= h.last_tt OR n.transaction_time = n.prev\n"
-    "        OR n.transaction_time > clock_timestamp()\n"
-    "     LIMIT 1;\n"
-    "    IF FOUND THEN\n"
-    "      RAISE EXCEPTION USING ERRCODE = 'PLC02', MESSAGE = format(\n"
-    "        'entity %s: transaction_time %s is not after the entity''s last one, or is in the future',\n"
-    "        v_bad.entity_id, v_bad.transaction_time);\n"
-    "    END IF;\n"
-    "    INSERT INTO @S@.entity_head AS h (entity_id, last_tt, record_count)\n"
-    "    SELECT entity_id, max(transaction_time), count(*) FROM new_rows GROUP BY entity_id ORDER BY entity_id\n"
-    "    ON CONFLICT (entity_id) DO UPDATE\n"
-    "      SET last_tt = greatest(h.last_tt, EXCLUDED.last_tt), record_count = h.record_count + EXCLUDED.record_count;\n"
-    "    PERFORM pg_notify('@s@_external', entity_id) FROM (SELECT DISTINCT entity_id FROM new_rows) s;\n"
-    "  END IF;\n"
+    "  PERFORM set_config('provledger.internal', 'on', true);\n"
     "  DELETE FROM @S@.provenance_current c USING new_rows n\n"
     "   WHERE c.entity_id = n.entity_id AND c.field_name = n.field_name\n"
     "     AND (c.valid_time_end <= v_horizon\n"
     "          OR (n.valid_time_start <= greatest(c.valid_time_start, v_horizon)\n"
     "              AND c.valid_time_end <= n.valid_time_end));\n"
-    /* A transition table has no statistics (the planner guesses one row):
-     * without this the anti-join below is a nested loop, quadratic in the
-     * batch size. The plan is cached with it, so set it on every call. */
-    "  PERFORM set_config('enable_nestloop', 'off', true);\n"
+    /* New rows the next new row of the same field already covers from the
+     * horizon on are left out (one ordered pass; a row kept needlessly is
+     * harmless, the answer query picks the newest covering row). */
     "  INSERT INTO @S@.provenance_current (entity_id, field_name, transaction_time, id, valid_time_start,\n"
     "      valid_time_end, new_value, old_value, source_type, change_reason, metadata)\n"
     "  SELECT n.entity_id, n.field_name, n.transaction_time, n.id, n.valid_time_start, n.valid_time_end,\n"
     "         n.new_value, n.old_value, n.source_type, n.change_reason, n.metadata\n"
-    "    FROM new_rows n\n"
+    "    FROM (SELECT r.*,\n",
+    "                 lead(r.valid_time_start) OVER w AS next_start,\n"
+    "                 lead(r.valid_time_end) OVER w AS next_end\n"
+    "            FROM new_rows r\n"
+    "          WINDOW w AS (PARTITION BY r.entity_id, r.field_name ORDER BY r.transaction_time, r.id)) n\n"
     "   WHERE n.valid_time_end > v_horizon\n"
-    "     AND NOT EXISTS (SELECT 1 FROM new_rows m\n"
-    "                      WHERE m.entity_id = n.entity_id AND m.field_name = n.field_name\n"
-    "                        AND (m.transaction_time, m.id) > (n.transaction_time, n.id)\n"
-    "                        AND m.valid_time_start <= greatest(n.valid_time_start, v_horizon)\n"
-    "                        AND n.valid_time_end <= m.valid_time_end);\n"
-    "  PERFORM set_config('enable_nestloop', v_nestloop, true);\n"
+    "     AND NOT coalesce(n.next_start <= greatest(n.valid_time_start, v_horizon)\n"
+    "                      AND n.valid_time_end <= n.next_end, false);\n"
     "  RETURN NULL;\n"
     "END $fn$;\n"
-    "CREATE TRIGGER provenance_after_insert AFTER INSERT ON @S@.provenance_ledger\n"
+    /* Triggers fire in name order: ordering first, then maintenance. */
+    "CREATE TRIGGER provenance_after_insert_1_order AFTER INSERT ON @S@.provenance_ledger\n"
+    "  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_ledger_order_insert();\n"
+    "CREATE TRIGGER provenance_after_insert_2_current AFTER INSERT ON @S@.provenance_ledger\n"
     "  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_ledger_after_insert();\n"
+    /* Settled reads: a read about an explicit past transaction time first
+     * waits for the writers of that entity still in flight (they hold the
+     * entity's settle lock from before their time is taken until commit),
+     * so its answer never changes afterwards. 1024 lock buckets bound the
+     * locks one batch takes. */
+    "CREATE FUNCTION @S@.pl_settle(p_entity text) RETURNS void LANGUAGE sql AS $fn$\n"
+    "  SELECT pg_advisory_xact_lock_shared(hashtext('@s@.settle'), (hashtextextended(p_entity, 0) & 1023)::int4)\n"
+    "$fn$;\n"
+    "CREATE FUNCTION @S@.pl_read_asof(p_entity text, p_field text, p_tt timestamptz, p_vt timestamptz,\n"
+    "    p_any_valid boolean) RETURNS SETOF @S@.provenance_ledger LANGUAGE plpgsql AS $fn$\n"
+    "BEGIN\n"
+    "  IF p_tt <> 'infinity' THEN PERFORM @S@.pl_settle(p_entity); END IF;\n"
+    "  IF p_any_valid THEN\n"
+    "    RETURN QUERY SELECT * FROM @S@.provenance_ledger WHERE entity_id = p_entity AND field_name = p_field\n"
+    "      AND transaction_time <= p_tt ORDER BY transaction_time DESC, id DESC LIMIT 1;\n"
+    "  ELSE\n"
+    "    RETURN QUERY SELECT * FROM @S@.provenance_ledger WHERE entity_id = p_entity AND field_name = p_field\n"
+    "      AND transaction_time <= p_tt AND valid_time_start <= coalesce(p_vt, now())\n"
+    "      AND valid_time_end > coalesce(p_vt, now()) ORDER BY transaction_time DESC, id DESC LIMIT 1;\n"
+    "  END IF;\n"
+    "END $fn$;\n"
+    "CREATE FUNCTION @S@.pl_read_snapshot(p_entity text, p_tt timestamptz, p_vt timestamptz,\n"
+    "    p_any_valid boolean) RETURNS SETOF @S@.provenance_ledger LANGUAGE plpgsql AS $fn$\n"
+    "BEGIN\n"
+    "  IF p_tt <> 'infinity' THEN PERFORM @S@.pl_settle(p_entity); END IF;\n"
+    "  IF p_any_valid THEN\n"
+    "    RETURN QUERY SELECT DISTINCT ON (field_name) * FROM @S@.provenance_ledger WHERE entity_id = p_entity\n"
+    "      AND transaction_time <= p_tt ORDER BY field_name, transaction_time DESC, id DESC;\n"
+    "  ELSE\n"
+    "    RETURN QUERY SELECT DISTINCT ON (field_name) * FROM @S@.provenance_ledger WHERE entity_id = p_entity\n"
+    "      AND transaction_time <= p_tt AND valid_time_start <= coalesce(p_vt, now())\n"
+    "      AND valid_time_end > coalesce(p_vt, now()) ORDER BY field_name, transaction_time DESC, id DESC;\n"
+    "  END IF;\n"
+    "END $fn$;\n"
+    "CREATE FUNCTION @S@.pl_read_range(p_entity text, p_field text, p_from timestamptz, p_to timestamptz)\n"
+    "RETURNS SETOF @S@.provenance_ledger LANGUAGE plpgsql AS $fn$\n"
+    "BEGIN\n"
+    "  IF p_to IS NOT NULL AND p_to <> 'infinity' THEN PERFORM @S@.pl_settle(p_entity); END IF;\n"
+    "  IF p_field IS NULL THEN\n"
+    "    RETURN QUERY SELECT * FROM @S@.provenance_ledger WHERE entity_id = p_entity\n"
+    "      AND transaction_time >= coalesce(p_from, now()) AND transaction_time < coalesce(p_to, now())\n"
+    "      ORDER BY transaction_time, id;\n"
+    "  ELSE\n"
+    "    RETURN QUERY SELECT * FROM @S@.provenance_ledger WHERE entity_id = p_entity AND field_name = p_field\n"
+    "      AND transaction_time >= coalesce(p_from, now()) AND transaction_time < coalesce(p_to, now())\n"
+    "      ORDER BY transaction_time, id;\n"
+    "  END IF;\n"
+    "END $fn$;\n",
     /* The library's append: one call appends a whole batch, all or nothing.
      * p_tt is NULL except for the opt-in history import. */
     "CREATE FUNCTION @S@.pl_append(p_entity text[], p_field text[], p_new jsonb[], p_old jsonb[],\n"
@@ -226,12 +311,17 @@ static const char *const migration_1[] = {
     "  IF clock_timestamp() + interval '1 day' >= (SELECT partitions_until FROM @S@.ledger_meta WHERE id = 1) THEN\n"
     "    PERFORM @S@.pl_ensure_partitions(clock_timestamp(), 4);\n"
     "  END IF;\n"
-    "  IF v_import THEN\n",
+    "  IF v_import THEN\n"
     "    PERFORM @S@.pl_ensure_partition(m) FROM (SELECT DISTINCT date_trunc('month', t, 'UTC') AS m\n"
     "                                              FROM unnest(p_tt) t WHERE t IS NOT NULL) s;\n"
     "  END IF;\n"
-    /* Lock the existing heads in key order: writers of one entity queue
-     * here, and batches cannot deadlock on each other. */
+    /* Settle locks before any time is taken (see pl_settle), then the
+     * existing heads, both in key order: writers of one entity queue here,
+     * and batches cannot deadlock on each other. */
+    "  IF NOT v_import THEN\n"
+    "    PERFORM pg_advisory_xact_lock(hashtext('@s@.settle'), b)\n"
+    "       FROM (SELECT DISTINCT (hashtextextended(e, 0) & 1023)::int4 AS b FROM unnest(p_entity) e ORDER BY 1) s;\n"
+    "  END IF;\n"
     "  PERFORM 1 FROM @S@.entity_head WHERE entity_id = ANY (p_entity) ORDER BY entity_id FOR NO KEY UPDATE;\n"
     "  IF EXISTS (SELECT 1 FROM unnest(p_key) k WHERE k IS NOT NULL) THEN\n"
     "    PERFORM pg_advisory_xact_lock(hashtextextended(k, 1))\n"
@@ -270,7 +360,7 @@ static const char *const migration_1[] = {
     "        v_bad.entity_id, v_bad.tt_in);\n"
     "    END IF;\n"
     "  END IF;\n"
-    "  RETURN QUERY\n"
+    "  RETURN QUERY\n",
     "  WITH input AS MATERIALIZED (\n"
     "    SELECT u.*, nextval('@S@.provenance_ledger_id_seq') AS new_id,\n"
     "           row_number() OVER (PARTITION BY u.entity_id ORDER BY u.ord) AS rank,\n"
@@ -286,7 +376,7 @@ static const char *const migration_1[] = {
     "    SELECT p.entity_id,\n"
     "           CASE WHEN v_import THEN p.max_tt\n"
     "                ELSE clock_timestamp() + (p.n - 1) * interval '1 microsecond' END,\n"
-    "           p.n\n",
+    "           p.n\n"
     "      FROM per_entity p ORDER BY p.entity_id\n"
     "    ON CONFLICT (entity_id) DO UPDATE SET\n"
     "      last_tt = CASE WHEN v_import THEN EXCLUDED.last_tt\n"
@@ -302,7 +392,10 @@ static const char *const migration_1[] = {
     "    INSERT INTO @S@.provenance_ledger (id, entity_id, field_name, old_value, new_value, transaction_time,\n"
     "        valid_time_start, valid_time_end, source_type, change_reason, metadata, idempotency_key)\n"
     "    SELECT r.new_id, r.entity_id, r.field_name, r.old_value, r.new_value, r.tt, coalesce(r.vfrom, r.tt),\n"
-    "           coalesce(r.vto, 'infinity'), r.source_type, r.change_reason, coalesce(r.metadata, '{}'), r.idem_key\n"
+    "           CASE WHEN coalesce(r.vto, 'infinity') > coalesce(r.vfrom, r.tt) THEN coalesce(r.vto, 'infinity')\n"
+    "                ELSE @S@.pl_invalid(format('changes[%s].valid_to: must be after valid_from, which defaults '\n"
+    "                     'to the transaction time %s', r.ord - 1, r.tt)) END,\n"
+    "           r.source_type, r.change_reason, coalesce(r.metadata, '{}'), r.idem_key\n"
     "      FROM rows r\n"
     "    RETURNING 1\n"
     "  ), idem AS (\n"
@@ -326,7 +419,7 @@ static const char *const migration_1[] = {
     "    epoch = CASE WHEN s.disabled_until > now() THEN s.epoch ELSE s.epoch + 1 END,\n"
     "    disabled_since = CASE WHEN s.disabled_until > now() THEN s.disabled_since ELSE now() END,\n"
     "    disabled_until = greatest(s.disabled_until, now() + p_ms * interval '1 millisecond')\n"
-    "  WHERE s.id = 1\n"
+    "  WHERE s.id = 1\n",
     "  RETURNING s.epoch, (extract(epoch FROM now() - s.disabled_since) * 1000000)::bigint, s.disabled_until;\n"
     "END $fn$;\n"
     "CREATE FUNCTION @S@.pl_cache_bind(p_run_id text) RETURNS bigint\n"
@@ -340,8 +433,11 @@ static const char *const migration_1[] = {
     NULL,
 };
 
+extern const char *const pl_migration_2[];
+
 const pl_migration pl_migrations[] = {
     {"ledger, latest state, entity heads, idempotency, cache state", migration_1},
+    {"materialized views, refresh log, partition archival, analytics indexes", pl_migration_2},
 };
 const size_t pl_migration_count = sizeof pl_migrations / sizeof pl_migrations[0];
 
@@ -377,33 +473,17 @@ const pl_stmt_def pl_stmt_defs[PL_STMT_COUNT] = {
         "FROM (SELECT 1) AS one LEFT JOIN a ON true ORDER BY a.field_name",
         1, {T}},
     [PL_STMT_ASOF_TV] = {"pl_asof_tv",
-        "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 AND field_name = $2 "
-        "AND transaction_time <= $3 AND valid_time_start <= coalesce($4, now()) "
-        "AND valid_time_end > coalesce($4, now()) ORDER BY transaction_time DESC, id DESC LIMIT 1",
-        4, {T, T, TS, TS}},
+        "SELECT " COLS " FROM @S@.pl_read_asof($1, $2, $3, $4, false)", 4, {T, T, TS, TS}},
     [PL_STMT_ASOF_T] = {"pl_asof_t",
-        "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 AND field_name = $2 "
-        "AND transaction_time <= $3 ORDER BY transaction_time DESC, id DESC LIMIT 1",
-        3, {T, T, TS}},
+        "SELECT " COLS " FROM @S@.pl_read_asof($1, $2, $3, NULL, true)", 3, {T, T, TS}},
     [PL_STMT_SNAPSHOT_TV] = {"pl_snapshot_tv",
-        "SELECT DISTINCT ON (field_name) " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 "
-        "AND transaction_time <= $2 AND valid_time_start <= coalesce($3, now()) "
-        "AND valid_time_end > coalesce($3, now()) ORDER BY field_name, transaction_time DESC, id DESC",
-        3, {T, TS, TS}},
+        "SELECT " COLS " FROM @S@.pl_read_snapshot($1, $2, $3, false)", 3, {T, TS, TS}},
     [PL_STMT_SNAPSHOT_T] = {"pl_snapshot_t",
-        "SELECT DISTINCT ON (field_name) " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 "
-        "AND transaction_time <= $2 ORDER BY field_name, transaction_time DESC, id DESC",
-        2, {T, TS}},
+        "SELECT " COLS " FROM @S@.pl_read_snapshot($1, $2, NULL, true)", 2, {T, TS}},
     [PL_STMT_RANGE_FIELD] = {"pl_range_field",
-        "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 AND field_name = $2 "
-        "AND transaction_time >= coalesce($3, now()) AND transaction_time < coalesce($4, now()) "
-        "ORDER BY transaction_time, id",
-        4, {T, T, TS, TS}},
+        "SELECT " COLS " FROM @S@.pl_read_range($1, $2, $3, $4)", 4, {T, T, TS, TS}},
     [PL_STMT_RANGE_ALL] = {"pl_range_all",
-        "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 "
-        "AND transaction_time >= coalesce($2, now()) AND transaction_time < coalesce($3, now()) "
-        "ORDER BY transaction_time, id",
-        3, {T, TS, TS}},
+        "SELECT " COLS " FROM @S@.pl_read_range($1, NULL, $2, $3)", 3, {T, TS, TS}},
     [PL_STMT_HISTORY_FIELD] = {"pl_history_field",
         "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 AND field_name = $2 "
         "ORDER BY transaction_time, id",

@@ -25,6 +25,8 @@ extern const char pl_sql_freshness[];
 /* Analytics. The first three are SELECTs whose first columns are
  * PL_RECORD_COLUMNS, opened as binary cursors. */
 extern const char pl_sql_audit[];              /* $1 from, $2 to, $3 source */
+extern const char pl_sql_search_setup[];       /* run first in the transaction */
+extern const char pl_sql_search_setup_all[];   /* the same for the query {} */
 extern const char pl_sql_search_first[];       /* $1 query, $2 limit */
 extern const char pl_sql_search_next[];        /* $1 query, $2 limit, $3 tt, $4 id */
 extern const char pl_sql_dashboard_base[];     /* $1 from, $2 to, $3 source */

@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -57,18 +58,95 @@ int pl_check_text(const char *what, const char *s, size_t max, int required)
     return PL_OK;
 }
 
+/* Length of the JSON number at p (RFC 8259 grammar), 0 when none. */
+static size_t number_len(const char *p)
+{
+    const char *q = p;
+    if (*q == '-')
+        q++;
+    if (*q == '0') {
+        q++;
+    } else if (*q >= '1' && *q <= '9') {
+        while (*q >= '0' && *q <= '9')
+            q++;
+    } else {
+        return 0;
+    }
+    if (*q == '.') {
+        if (!(q[1] >= '0' && q[1] <= '9'))
+            return 0;
+        q++;
+        while (*q >= '0' && *q <= '9')
+            q++;
+    }
+    if (*q == 'e' || *q == 'E') {
+        const char *e = q + 1;
+        if (*e == '+' || *e == '-')
+            e++;
+        if (!(*e >= '0' && *e <= '9'))
+            return 0;
+        while (*e >= '0' && *e <= '9')
+            e++;
+        q = e;
+    }
+    return (size_t)(q - p);
+}
+
+/* JSON numbers have no size limit, jansson's int64 and double have: check
+ * each number's grammar here and hand jansson a copy in which every number
+ * is a plain 0, so it judges only structure, strings and duplicate keys. */
+static char *neutralize_numbers(const char *s, size_t n)
+{
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    int in_string = 0;
+    for (const char *p = s; *p;) {
+        if (in_string) {
+            if (*p == '\\' && p[1]) {
+                *o++ = *p++;
+                *o++ = *p++;
+                continue;
+            }
+            if (*p == '"')
+                in_string = 0;
+            *o++ = *p++;
+            continue;
+        }
+        if (*p == '"') {
+            in_string = 1;
+            *o++ = *p++;
+            continue;
+        }
+        if (*p == '-' || (*p >= '0' && *p <= '9')) {
+            size_t k = number_len(p);
+            if (k == 0) {
+                *o++ = *p++; /* not a number: let jansson report it */
+                continue;
+            }
+            *o++ = '0';
+            p += k;
+            continue;
+        }
+        *o++ = *p++;
+    }
+    *o = '\0';
+    return out;
+}
+
 int pl_check_json(const char *what, const char *s, int object_only)
 {
     int rc = pl_check_text(what, s, PL_MAX_VALUE_BYTES, 1);
     if (rc)
         return rc;
+    char *copy = neutralize_numbers(s, strlen(s));
+    if (!copy)
+        return pl_fail(PL_ENOMEM, "out of memory");
     json_error_t err;
-    /* Integers as reals: JSON has no integer limit, jansson's int64 has. */
-    json_t *j = json_loads(s, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
-                           &err);
+    json_t *j = json_loads(copy, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    free(copy);
     if (!j)
-        return pl_fail(PL_EINVAL, "%s: invalid JSON at line %d column %d: %s", what, err.line,
-                       err.column, err.text);
+        return pl_fail(PL_EINVAL, "%s: invalid JSON near line %d: %s", what, err.line, err.text);
     int is_object = json_is_object(j);
     json_decref(j);
     if (object_only && !is_object)

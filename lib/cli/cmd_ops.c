@@ -119,7 +119,8 @@ int cmd_refresh(cli *c)
     if (!cli_get(c, "status") && (rc = pl_refresh_views(c->l)) != PL_OK)
         return cli_fail(c, rc, NULL);
     pl_table *t = NULL;
-    return table_answer(c, pl_view_freshness(&t, c->l), t, NULL);
+    rc = pl_view_freshness(&t, c->l);
+    return table_answer(c, rc, t, NULL);
 }
 
 int cmd_partitions(cli *c)
@@ -161,12 +162,13 @@ int cmd_partitions(cli *c)
         char ctx[300];
         snprintf(ctx, sizeof ctx, "no detached partition named '%.200s'", name);
         if ((rc = pl_partition_attach(c->l, name)) != PL_OK)
-            return cli_fail(c, rc, ctx);
+            return cli_fail(c, rc, rc == PL_NOT_FOUND ? ctx : NULL);
         cli_kv kv[] = {{"attached", name, 0}};
         return cli_print_kv(c, kv, 1);
     }
     pl_table *t = NULL;
-    return table_answer(c, pl_partitions_list(&t, c->l), t, NULL);
+    rc = pl_partitions_list(&t, c->l);
+    return table_answer(c, rc, t, NULL);
 }
 
 int cmd_health(cli *c)
@@ -178,12 +180,18 @@ int cmd_health(cli *c)
     int rc = pl_health(&text, c->l);
     if (rc != PL_OK)
         return cli_fail(c, rc, NULL);
-    /* One line for JSON, indented for people; key order kept. */
+    /* JSON: the library's text as it is when it is one line; people get
+     * it indented, key order kept. */
+    if (c->format == CLI_FORMAT_JSON && !strchr(text, '\n')) {
+        puts(text);
+        pl_free(text);
+        return CLI_OK;
+    }
     json_error_t err;
     json_t *j = json_loads(text, JSON_DECODE_ANY, &err);
     char *out = NULL;
     if (j)
-        out = json_dumps(j, JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
+        out = json_dumps(j, JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15) |
                                 (c->format == CLI_FORMAT_JSON ? JSON_COMPACT : JSON_INDENT(2)));
     if (out) {
         puts(out);
@@ -230,7 +238,8 @@ int cmd_dashboard_changes(cli *c)
     if ((st = cli_open(c)) != CLI_OK)
         return st;
     pl_table *t = NULL;
-    return table_answer(c, pl_dashboard_changes(&t, c->l, from, to, source, c->flags), t, NULL);
+    int rc = pl_dashboard_changes(&t, c->l, from, to, source, c->flags);
+    return table_answer(c, rc, t, NULL);
 }
 
 int cmd_dashboard_corrections(cli *c)
@@ -242,7 +251,8 @@ int cmd_dashboard_corrections(cli *c)
     if ((st = cli_open(c)) != CLI_OK)
         return st;
     pl_table *t = NULL;
-    return table_answer(c, pl_dashboard_corrections(&t, c->l, from, to, c->flags), t, NULL);
+    int rc = pl_dashboard_corrections(&t, c->l, from, to, c->flags);
+    return table_answer(c, rc, t, NULL);
 }
 
 int cmd_version(cli *c)

@@ -17,7 +17,8 @@
  * "not found" message. */
 static int answer(cli *c, int rc, pl_result *r, const char *context)
 {
-    int st = rc == PL_OK ? cli_print_result(c, r) : cli_fail(c, rc, context);
+    int st = rc == PL_OK ? cli_print_result(c, r)
+                         : cli_fail(c, rc, rc == PL_NOT_FOUND ? context : NULL);
     pl_result_free(r);
     return st;
 }
@@ -49,7 +50,8 @@ int cmd_current(cli *c)
     pl_result *r = NULL;
     char ctx[512];
     describe(ctx, sizeof ctx, c->pos[0], c->pos[1]);
-    return answer(c, pl_current(&r, c->l, c->pos[0], c->pos[1], c->flags), r, ctx);
+    int rc = pl_current(&r, c->l, c->pos[0], c->pos[1], c->flags);
+    return answer(c, rc, r, ctx);
 }
 
 int cmd_as_of(cli *c)
@@ -68,7 +70,8 @@ int cmd_as_of(cli *c)
     pl_time_format(t2, sizeof t2, valid);
     size_t n = strlen(ctx);
     snprintf(ctx + n, sizeof ctx - n, " at tx %s, valid %s", t1, t2);
-    return answer(c, pl_as_of(&r, c->l, c->pos[0], c->pos[1], tx, valid, c->flags), r, ctx);
+    int rc = pl_as_of(&r, c->l, c->pos[0], c->pos[1], tx, valid, c->flags);
+    return answer(c, rc, r, ctx);
 }
 
 int cmd_snapshot(cli *c)
@@ -83,7 +86,8 @@ int cmd_snapshot(cli *c)
     pl_result *r = NULL;
     char ctx[512];
     describe(ctx, sizeof ctx, c->pos[0], NULL);
-    return answer(c, pl_snapshot(&r, c->l, c->pos[0], tx, valid, c->flags), r, ctx);
+    int rc = pl_snapshot(&r, c->l, c->pos[0], tx, valid, c->flags);
+    return answer(c, rc, r, ctx);
 }
 
 int cmd_range(cli *c)
@@ -99,7 +103,8 @@ int cmd_range(cli *c)
     if ((st = cli_open(c)) != CLI_OK)
         return st;
     pl_result *r = NULL;
-    return answer(c, pl_range(&r, c->l, c->pos[0], c->pos[1], from, to, c->flags), r, NULL);
+    int rc = pl_range(&r, c->l, c->pos[0], c->pos[1], from, to, c->flags);
+    return answer(c, rc, r, NULL);
 }
 
 int cmd_history(cli *c)
@@ -108,7 +113,8 @@ int cmd_history(cli *c)
     if (st != CLI_OK)
         return st;
     pl_result *r = NULL;
-    return answer(c, pl_history(&r, c->l, c->pos[0], c->pos[1], c->flags), r, NULL);
+    int rc = pl_history(&r, c->l, c->pos[0], c->pos[1], c->flags);
+    return answer(c, rc, r, NULL);
 }
 
 int cmd_search(cli *c)

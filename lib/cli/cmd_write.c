@@ -29,6 +29,12 @@ int cmd_migrate(cli *c)
         return st;
     int before = 0, after = 0;
     int rc = pl_schema_version(&before, c->l);
+    /* Before the first migration there may be nothing to read the version
+     * from; pl_migrate() itself reports a schema newer than the library. */
+    if (rc == PL_ESCHEMA) {
+        before = 0;
+        rc = PL_OK;
+    }
     if (rc == PL_OK)
         rc = pl_migrate(c->l);
     if (rc == PL_OK)
@@ -538,17 +544,18 @@ static int insert_stdin(cli *c)
         if (rc != PL_OK) {
             if (bar)
                 progress_clear();
-            char ctx[256];
-            long bad_line = -1;
+            char ctx[256], lines[64];
+            long first = cs.line[done], last = cs.line[done + k - 1];
+            if (first == last)
+                snprintf(lines, sizeof lines, "line %ld", first);
+            else
+                snprintf(lines, sizeof lines, "lines %ld-%ld", first, last);
             size_t idx;
             if (sscanf(pl_errmsg(), "changes[%zu]", &idx) == 1 && idx < k)
-                bad_line = cs.line[done + idx];
-            if (bad_line > 0)
-                snprintf(ctx, sizeof ctx, "(line %ld; lines %ld-%ld not written, %zu earlier changes committed)",
-                         bad_line, cs.line[done], cs.line[done + k - 1], done);
+                snprintf(ctx, sizeof ctx, "(at line %ld; %s not written, %zu earlier changes committed)",
+                         cs.line[done + idx], lines, done);
             else
-                snprintf(ctx, sizeof ctx, "(lines %ld-%ld %s, %zu earlier changes committed)",
-                         cs.line[done], cs.line[done + k - 1],
+                snprintf(ctx, sizeof ctx, "(%s %s, %zu earlier changes committed)", lines,
                          rc == PL_EUNKNOWN ? "may or may not be written" : "not written", done);
             if (count_only) {
                 char n[32];

@@ -337,19 +337,23 @@ void cli_table_add(cli_table *t, const char *const *cells)
 
 static void print_row(const cli_table *t, FILE *f, const char *const *cells, int upper)
 {
+    /* Padding is written only before more text, so no line ends in blanks. */
+    size_t pending = 0;
     for (size_t i = 0; i < t->ncols; i++) {
         const char *s = cells[i];
         size_t w = text_width(s);
         size_t pad = t->width[i] > w ? t->width[i] - w : 0;
-        int last = i + 1 == t->ncols;
         if (t->right[i])
-            fprintf(f, "%*s", (int)pad, "");
-        for (const char *p = s; *p; p++)
-            fputc(upper && *p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p, f);
-        if (!t->right[i] && !last)
-            fprintf(f, "%*s", (int)pad, "");
-        if (!last)
-            fputs("  ", f);
+            pending += pad;
+        if (*s) {
+            fprintf(f, "%*s", (int)pending, "");
+            pending = 0;
+            for (const char *p = s; *p; p++)
+                fputc(upper && *p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p, f);
+        }
+        if (!t->right[i])
+            pending += pad;
+        pending += 2;
     }
     fputc('\n', f);
 }

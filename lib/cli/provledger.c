@@ -277,9 +277,22 @@ int cli_parse_time(const cli *c, const char *opt, const char *text, int allow_no
         *out = t;
         return CLI_OK;
     }
-    return cli_bad(c, "%s: expected an RFC 3339 time such as 2025-01-31T12:00:00Z%s%s%s%s, got '%s'",
-                   opt, allow_now ? ", \"now\"" : "", allow_any ? ", \"any\"" : "",
-                   allow_inf ? ", \"infinity\"" : "", "", text);
+    char also[64] = "";
+    const char *words[3];
+    int n = 0;
+    if (allow_now)
+        words[n++] = "\"now\"";
+    if (allow_any)
+        words[n++] = "\"any\"";
+    if (allow_inf)
+        words[n++] = "\"infinity\"";
+    for (int i = 0; i < n; i++) {
+        size_t at = strlen(also);
+        snprintf(also + at, sizeof also - at, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+                 words[i]);
+    }
+    return cli_bad(c, "%s: expected an RFC 3339 time such as 2025-01-31T12:00:00Z%s%s, got '%s'",
+                   opt, n ? ", " : "", also, text);
 }
 
 int cli_parse_int(const cli *c, const char *opt, const char *text, long long min,
@@ -559,7 +572,7 @@ int main(int argc, char **argv)
                                 "dashboard: unknown subcommand '%s' (changes or corrections)", a);
                     break;
                 }
-                dashboard_only = cmd ? 0 : dashboard_only;
+                dashboard_only = 0;
                 continue;
             }
             if (c.npos < CLI_MAX_POS && cmd->pos[c.npos])
