@@ -177,8 +177,11 @@ typedef struct pl_config {
     /** How long a call waits for a free pooled connection, in ms, before
      *  failing with #PL_ETIMEOUT (default 10000; 0 waits forever). */
     unsigned int pool_wait_timeout_ms;
-    /** Server-side statement_timeout for every statement, in ms
-     *  (default 30000; 0 disables). Expiry gives #PL_ETIMEOUT. */
+    /** Deadline for every statement, in ms (default 30000; 0 disables),
+     *  kept by the client so that it also holds through proxies and
+     *  against a stalled server: on expiry the statement is cancelled on
+     *  the server and the call returns #PL_ETIMEOUT; a server that does not
+     *  answer the cancel within 2 s loses the connection. */
     unsigned int statement_timeout_ms;
     /** Connect timeout for PostgreSQL, in ms (default 5000). */
     unsigned int connect_timeout_ms;
@@ -258,7 +261,8 @@ PL_EXTERN void pl_close(pl_ledger *l);
  * Creates the schema or upgrades it to the version this library needs,
  * applying ordered migrations under an advisory lock: idempotent, and safe
  * to run from many processes at once. Also creates the monthly partitions
- * from the current month to three months ahead.
+ * from the current month to three months ahead. Its statements are not
+ * bound by #pl_config.statement_timeout_ms (they may take up to an hour).
  * @return #PL_OK; #PL_ESCHEMA when the database holds a newer schema than
  *         this library knows; #PL_ECONNECT; #PL_EDB.
  */
@@ -273,7 +277,7 @@ PL_EXTERN int pl_migrate(pl_ledger *l);
 PL_EXTERN int pl_schema_version(int *out_db, pl_ledger *l);
 
 /** The schema version this library creates with pl_migrate(). */
-#define PL_SCHEMA_VERSION 1
+#define PL_SCHEMA_VERSION 2
 
 /* ------------------------------------------------------------------------ */
 /* Writing                                                                   */

@@ -1,5 +1,6 @@
 /* Writes: pl_insert, pl_insert_batch, pl_import_batch. Validate everything,
  * append in one server-side call (one transaction), then invalidate. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,9 +80,10 @@ static void encode(pl_array cols[NCOLS], const pl_change *changes, const pl_time
     }
 }
 
-static int read_receipts(PGresult *r, pl_receipt *out, size_t n, int64_t *epoch)
+static int read_receipts(PGresult *r, pl_receipt *out, size_t n, int64_t *epoch, size_t *appended)
 {
-    if (PQntuples(r) != (int)n || PQnfields(r) != 4)
+    *appended = 0;
+    if (PQntuples(r) != (int)n || PQnfields(r) != 5)
         return pl_fail(PL_EDB, "append returned %d receipts for %zu changes", PQntuples(r), n);
     for (int i = 0; i < PQntuples(r); i++) {
         if (PQgetlength(r, i, 0) != 8 || PQgetlength(r, i, 1) != 8 || PQgetlength(r, i, 2) != 8)
@@ -95,6 +97,9 @@ static int read_receipts(PGresult *r, pl_receipt *out, size_t n, int64_t *epoch)
         }
         if (!PQgetisnull(r, i, 3))
             *epoch = pl_get_i64(PQgetvalue(r, i, 3));
+        /* A keyed retry returns the original receipt without appending. */
+        if (PQgetlength(r, i, 4) == 1 && PQgetvalue(r, i, 4)[0])
+            (*appended)++;
     }
     return PL_OK;
 }
@@ -162,10 +167,12 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
         if (phase == PL_PHASE_RESULT) {
             if (all_keyed && attempt == 0)
                 continue;
+            char cause[512];
+            snprintf(cause, sizeof cause, "%s", pl_errmsg());
             rc = pl_fail(PL_EUNKNOWN,
                          "the connection broke after the write was sent; it may or may not have "
                          "committed (%s). Retry with an idempotency key to land it exactly once",
-                         pl_errmsg());
+                         cause);
         }
         break;
     }
@@ -173,10 +180,10 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
         pl_buf_free(&cols[k].buf);
     if (rc)
         return rc;
-    rc = read_receipts(r, out, n, &epoch);
+    size_t appended = 0;
+    rc = read_receipts(r, out, n, &epoch, &appended);
     PQclear(r);
-    if (rc == PL_OK)
-        atomic_fetch_add(&l->inserts, n);
+    atomic_fetch_add(&l->inserts, appended);
     /* Committed: invalidate even if the receipts looked odd. */
     invalidate(l, changes, n, epoch);
     return rc;

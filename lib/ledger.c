@@ -337,7 +337,10 @@ int pl_migrate(pl_ledger *l)
     int rc = pl_pool_acquire(l->pool, &c);
     if (rc)
         return rc;
+    /* DDL on a big ledger may take long: migrations get an hour. */
+    pl_conn_set_timeout(c, 3600 * 1000);
     rc = migrate_on(l, c);
+    pl_conn_set_timeout(c, 0);
     pl_pool_release(l->pool, c);
     return rc;
 }

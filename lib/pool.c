@@ -16,6 +16,7 @@ struct pl_conn {
     unsigned generation;                  /* pool generation at connect */
     unsigned char prepared[PL_STMT_COUNT];
     int named;                            /* use named prepared statements */
+    unsigned timeout_ms;                  /* per-connection deadline override, 0: pool's */
     int broken;
 };
 
@@ -202,14 +203,19 @@ static int conn_alive(PGconn *pg)
     if (PQstatus(pg) != CONNECTION_OK)
         return 0;
     struct pollfd pfd = {PQsocket(pg), POLLIN, 0};
-    if (poll(&pfd, 1, 0) > 0) {
-        if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK)
-            return 0;
-        PGnotify *n;
-        while ((n = PQnotifies(pg)))
-            PQfreemem(n);
+    if (poll(&pfd, 1, 0) <= 0)
+        return 1;
+    /* Unasked-for bytes: a NOTIFY is harmless; anything else is the
+     * server's goodbye (its FATAL message arrives before the EOF). */
+    if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK)
+        return 0;
+    int notified = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(pg))) {
+        PQfreemem(n);
+        notified = 1;
     }
-    return 1;
+    return notified;
 }
 
 int pl_pool_acquire(pl_pool *p, pl_conn **out)
@@ -263,8 +269,12 @@ void pl_pool_release(pl_pool *p, pl_conn *c)
 {
     if (!c)
         return;
-    if (c->broken || (c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE))
+    if (c->broken || (c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE)) {
         conn_close(p, c, 1);
+        pthread_mutex_lock(&p->mu);
+        p->counters.reconnects++; /* the slot reconnects on its next use */
+        pthread_mutex_unlock(&p->mu);
+    }
     pthread_mutex_lock(&p->mu);
     p->idle[p->nidle++] = (size_t)(c - p->slots);
     pthread_cond_signal(&p->cv);
@@ -276,6 +286,11 @@ void pl_pool_suspect_all(pl_pool *p)
     pthread_mutex_lock(&p->mu);
     p->generation++;
     pthread_mutex_unlock(&p->mu);
+}
+
+void pl_conn_set_timeout(pl_conn *c, unsigned timeout_ms)
+{
+    c->timeout_ms = timeout_ms;
 }
 
 PGconn *pl_conn_pg(pl_conn *c)
@@ -326,9 +341,8 @@ static int wait_socket(PGconn *pg, int events, uint64_t deadline)
  * on expiry cancels the statement and, failing that, drops the connection. */
 static int finish(pl_pool *p, pl_conn *c, PGresult **out, int *phase)
 {
-    uint64_t deadline = p->cfg.statement_timeout_ms
-                            ? mono_us() + (uint64_t)p->cfg.statement_timeout_ms * 1000u
-                            : 0;
+    unsigned timeout = c->timeout_ms ? c->timeout_ms : p->cfg.statement_timeout_ms;
+    uint64_t deadline = timeout ? mono_us() + (uint64_t)timeout * 1000u : 0;
     int cancelled = 0;
     for (;;) {
         int f = PQflush(c->pg);
@@ -351,7 +365,7 @@ static int finish(pl_pool *p, pl_conn *c, PGresult **out, int *phase)
                     *phase = PL_PHASE_RESULT;
                     return pl_fail(PL_ETIMEOUT,
                                    "statement exceeded %u ms and the server did not answer the cancel",
-                                   p->cfg.statement_timeout_ms);
+                                   timeout);
                 }
                 PGcancel *cn = PQgetCancel(c->pg);
                 char err[256];
@@ -467,10 +481,18 @@ int pl_exec(pl_pool *p, pl_conn *c, int stmt, const char *const *values, const i
     return finish(p, c, out, phase);
 }
 
+static void count_query(pl_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->counters.queries++;
+    pthread_mutex_unlock(&p->mu);
+}
+
 int pl_exec_simple(pl_pool *p, pl_conn *c, const char *sql, PGresult **out, int *phase)
 {
     *out = NULL;
     *phase = PL_PHASE_NONE;
+    count_query(p);
     if (!PQsendQuery(c->pg, sql))
         return broken(p, c, phase, PL_PHASE_SEND, "while sending");
     return finish(p, c, out, phase);
@@ -481,6 +503,7 @@ int pl_exec_text(pl_pool *p, pl_conn *c, const char *sql, int nparams, const cha
 {
     *out = NULL;
     *phase = PL_PHASE_NONE;
+    count_query(p);
     if (!PQsendQueryParams(c->pg, sql, nparams, NULL, values, NULL, NULL, 0))
         return broken(p, c, phase, PL_PHASE_SEND, "while sending");
     return finish(p, c, out, phase);

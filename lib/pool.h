@@ -67,6 +67,10 @@ int pl_exec_simple(pl_pool *p, pl_conn *c, const char *sql, PGresult **out, int 
 int pl_exec_text(pl_pool *p, pl_conn *c, const char *sql, int nparams, const char *const *values,
                  PGresult **out, int *phase);
 
+/* Overrides the statement deadline for this connection (0: the pool's),
+ * for work that is allowed to be slow, such as migrations. */
+void pl_conn_set_timeout(pl_conn *c, unsigned timeout_ms);
+
 /* The raw connection, for LISTEN and similar dedicated uses. */
 PGconn *pl_conn_pg(pl_conn *c);
 

@@ -62,10 +62,13 @@ static int64_t replica_lag(pl_ledger *l)
     uint64_t now = pl_mono_us();
     pthread_mutex_lock(&l->lag_mu);
     int fresh = l->replica_lag_at_us && now - l->replica_lag_at_us < 1000000u;
-    int64_t lag = l->replica_lag_us;
+    /* Between measurements the lag may have grown by the time since the
+     * last one: report that bound, never less. */
+    int64_t lag = l->replica_lag_us + (int64_t)(now - l->replica_lag_at_us);
     pthread_mutex_unlock(&l->lag_mu);
     if (fresh)
         return lag;
+    lag = 0;
     PGresult *r = NULL;
     if (pl_read(l, 1, PL_STMT_REPLICA_LAG, NULL, NULL, &r) == PL_OK && PQntuples(r) == 1 &&
         PQgetlength(r, 0, 0) == 8)

@@ -299,7 +299,7 @@ static const char *const migration_1[] = {
     "CREATE FUNCTION @S@.pl_append(p_entity text[], p_field text[], p_new jsonb[], p_old jsonb[],\n"
     "    p_vfrom timestamptz[], p_vto timestamptz[], p_source text[], p_reason text[], p_meta jsonb[],\n"
     "    p_key text[], p_tt timestamptz[])\n"
-    "RETURNS TABLE (ord bigint, rec_id bigint, rec_tt timestamptz, cache_epoch bigint)\n"
+    "RETURNS TABLE (ord bigint, rec_id bigint, rec_tt timestamptz, cache_epoch bigint, appended boolean)\n"
     "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
     "DECLARE\n"
     "  v_import boolean := p_tt IS NOT NULL;\n"
@@ -341,7 +341,7 @@ static const char *const migration_1[] = {
     "    SELECT coalesce(array_agg(u.ord), '{}') INTO v_dup\n"
     "      FROM unnest(p_key) WITH ORDINALITY AS u(idem_key, ord)\n"
     "      JOIN @S@.provenance_idempotency i ON i.idempotency_key = u.idem_key;\n"
-    "    RETURN QUERY SELECT u.ord, i.id, i.transaction_time, (SELECT s.epoch FROM @S@.cache_state s WHERE s.id = 1)\n"
+    "    RETURN QUERY SELECT u.ord, i.id, i.transaction_time, (SELECT s.epoch FROM @S@.cache_state s WHERE s.id = 1), false\n"
     "      FROM unnest(p_key) WITH ORDINALITY AS u(idem_key, ord)\n"
     "      JOIN @S@.provenance_idempotency i ON i.idempotency_key = u.idem_key;\n"
     "  END IF;\n"
@@ -406,7 +406,7 @@ static const char *const migration_1[] = {
     "      FROM rows r WHERE r.idem_key IS NOT NULL\n"
     "    RETURNING 1\n"
     "  )\n"
-    "  SELECT r.ord, r.new_id, r.tt, (SELECT s.epoch FROM @S@.cache_state s WHERE s.id = 1) FROM rows r;\n"
+    "  SELECT r.ord, r.new_id, r.tt, (SELECT s.epoch FROM @S@.cache_state s WHERE s.id = 1), true FROM rows r;\n"
     "END $fn$;\n"
     /* The cache's shared state (see cache.c for the protocol). */
     "CREATE FUNCTION @S@.pl_cache_disable(p_ms integer)\n"
@@ -448,7 +448,7 @@ const size_t pl_migration_count = sizeof pl_migrations / sizeof pl_migrations[0]
 #define COLS PL_RECORD_COLUMNS
 const pl_stmt_def pl_stmt_defs[PL_STMT_COUNT] = {
     [PL_STMT_APPEND] = {"pl_append",
-        "SELECT ord, rec_id, rec_tt, cache_epoch FROM @S@.pl_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "SELECT ord, rec_id, rec_tt, cache_epoch, appended FROM @S@.pl_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         11, {1009, 1009, 3807, 3807, 1185, 1185, 1009, 1009, 3807, 1009, 1185}},
     /* The answer, and the next instant it can change: its own end, or the
      * start of a later-starting candidate (both found by index, so a hot
