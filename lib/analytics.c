@@ -40,14 +40,14 @@ static int changes_from_view(pl_table **out, pl_ledger *l, const char *const *va
 {
     *out = NULL;
     PGresult *res;
-    int rc = pl_ops_exec(l, pl_sql_dashboard_view_state, 0, NULL, 1, &res);
+    int rc = pl_ops_exec(l, pl_sql_dashboard_view_state, 0, NULL, PL_OPS_READ, &res);
     if (rc)
         return rc;
     int usable = PQntuples(res) > 0;
     PQclear(res);
     if (!usable)
         return PL_OK;
-    if ((rc = pl_ops_exec(l, pl_sql_dashboard_view, 3, values, 1, &res)))
+    if ((rc = pl_ops_exec(l, pl_sql_dashboard_view, 3, values, PL_OPS_READ, &res)))
         return rc;
     int rows = PQntuples(res), cols = PQnfields(res);
     if (rows == 0 || cols < 6 || PQgetisnull(res, 0, 5) || PQgetvalue(res, 0, 5)[0] != 't') {

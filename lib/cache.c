@@ -2,7 +2,8 @@
  * The result cache, and why it never serves a stale answer.
  *
  * Keys. All cached answers of one entity live in one Redis hash,
- * <prefix><epoch>:<entity_id>, so one DEL invalidates the entity and an
+ * <prefix> NUL <ledger id>:<epoch>:<entity_id>, so one DEL invalidates the
+ * entity and an
  * eviction removes all of it at once. Field "t" holds a fill token; other
  * fields hold encoded answers ("c"+field for current, "s" for the snapshot,
  * "a"/"S" + times for settled as-of answers). Key and fields travel as
@@ -48,6 +49,7 @@
 
 typedef struct lease {
     int valid;
+    char ledger_id[40];      /* random per ledger: two ledgers never share keys */
     int64_t epoch;
     char run_id[64];
     int disabled;
@@ -82,7 +84,16 @@ struct pl_cache {
     pthread_t listener;
     int listener_started;
     atomic_int stop;
+    pthread_cond_t listening_cv; /* signalled once LISTEN took effect */
+    int listening;
 };
+
+static void put_i64(char out[8], int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    for (int i = 7; i >= 0; i--, u >>= 8)
+        out[i] = (char)(u & 0xff);
+}
 
 #define COUNT(c, field)                \
     do {                               \
@@ -106,6 +117,7 @@ int pl_cache_create(pl_cache **out, pl_ledger *l)
     snprintf(c->ttl_text, sizeof c->ttl_text, "%u", c->ttl_ms);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->refresh_mu, NULL);
+    pthread_cond_init(&c->listening_cv, NULL);
     if (getrandom(&c->token_salt, sizeof c->token_salt, 0) != sizeof c->token_salt)
         c->token_salt = (uint64_t)getpid() * 0x9e3779b97f4a7c15u ^ pl_mono_us();
     pl_redis_config rc_cfg = {
@@ -126,6 +138,16 @@ int pl_cache_create(pl_cache **out, pl_ledger *l)
             return pl_fail(PL_ENOMEM, "cannot start the external-write listener thread");
         }
         c->listener_started = 1;
+        /* Commits right after pl_open must not slip past: wait (bounded)
+         * until the listener is listening. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(l->cfg.connect_timeout_ms / 1000 + 2);
+        pthread_mutex_lock(&c->mu);
+        while (!c->listening &&
+               pthread_cond_timedwait(&c->listening_cv, &c->mu, &until) == 0)
+            ;
+        pthread_mutex_unlock(&c->mu);
     }
     *out = c;
     return PL_OK;
@@ -142,6 +164,7 @@ void pl_cache_destroy(pl_cache *c)
     pl_redis_destroy(c->redis);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->refresh_mu);
+    pthread_cond_destroy(&c->listening_cv);
     free(c);
 }
 
@@ -195,14 +218,21 @@ static int lease_get(pl_cache *c, lease *out, int force)
     PGresult *r = NULL;
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", pl_errmsg());
-    int rc = pl_read(c->l, 0, PL_STMT_CACHE_LEASE, NULL, NULL, &r);
+    /* Our lease length joins the shared maximum, which writers wait out. */
+    char ms[8];
+    put_i64(ms, c->lease_ms);
+    const char *values[1] = {ms};
+    int lengths[1] = {8};
+    int rc = pl_read(c->l, 0, PL_STMT_CACHE_LEASE, values, lengths, &r);
     pl_fail(0, "%s", saved); /* a cache detail must not replace the caller's message */
     int ok = rc == PL_OK && PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 8 &&
-             PQgetlength(r, 0, 2) == 4 && PQgetlength(r, 0, 3) == 8;
+             PQgetlength(r, 0, 2) == 4 && PQgetlength(r, 0, 3) == 8 &&
+             PQgetlength(r, 0, 4) > 0 && PQgetlength(r, 0, 4) < 40;
     lease nl;
     memset(&nl, 0, sizeof nl);
     if (ok) {
         nl.valid = 1;
+        memcpy(nl.ledger_id, PQgetvalue(r, 0, 4), (size_t)PQgetlength(r, 0, 4));
         nl.epoch = pl_get_i64(PQgetvalue(r, 0, 0));
         snprintf(nl.run_id, sizeof nl.run_id, "%.*s", PQgetlength(r, 0, 1), PQgetvalue(r, 0, 1));
         nl.disabled = pl_get_u32(PQgetvalue(r, 0, 2)) != 0;
@@ -246,12 +276,16 @@ static void bind_run_id(pl_cache *c, const char *run_id)
 /* Keys                                                                      */
 /* ------------------------------------------------------------------------ */
 
-static void make_key(pl_buf *key, const char *prefix, int64_t epoch, const char *entity)
+/* NUL ends the prefix (neither it nor an entity id can hold one), so no
+ * two (prefix, ledger, epoch, entity) ever share a key. */
+static void make_key(pl_buf *key, const char *prefix, const char *ledger_id, int64_t epoch,
+                     const char *entity)
 {
     char num[24];
-    int n = snprintf(num, sizeof num, "%lld:", (long long)epoch);
+    int n = snprintf(num, sizeof num, ":%lld:", (long long)epoch);
     key->len = 0;
-    pl_buf_put(key, prefix, strlen(prefix));
+    pl_buf_put(key, prefix, strlen(prefix) + 1);
+    pl_buf_put(key, ledger_id, strlen(ledger_id));
     pl_buf_put(key, num, (size_t)n);
     pl_buf_put(key, entity, strlen(entity));
 }
@@ -310,7 +344,7 @@ int pl_cache_get(pl_cache *c, pl_cache_ticket *t, const char *entity, const void
         COUNT(c, bypassed);
         return -1;
     }
-    make_key(&t->key, c->prefix, ls.epoch, entity);
+    make_key(&t->key, c->prefix, ls.ledger_id, ls.epoch, entity);
     pl_buf_put(&t->field, field, field_len);
     if (t->key.failed || t->field.failed) {
         pl_redis_release(c->redis, rc, 0);
@@ -455,9 +489,7 @@ static void disable_for_write(pl_cache *c)
 
     unsigned window = c->lease_ms * 4 > 10000 ? c->lease_ms * 4 : 10000;
     char ms[8];
-    uint64_t v = window;
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        ms[i] = (char)(v & 0xff);
+    put_i64(ms, window);
     const char *values[1] = {ms};
     int lengths[1] = {8};
     PGresult *r = NULL;
@@ -475,6 +507,13 @@ static void disable_for_write(pl_cache *c)
     int64_t disabled_for = pl_get_i64(PQgetvalue(r, 0, 1));
     pl_time until = pl_wire_get_time(PQgetvalue(r, 0, 2));
     pl_time pg_now = pl_wire_get_time(PQgetvalue(r, 0, 3));
+    /* Wait out the longest lease any process holds, not just ours. */
+    int64_t lease_us = (int64_t)c->lease_ms * 1000;
+    if (PQgetlength(r, 0, 4) == 4) {
+        int64_t shared = (int64_t)pl_get_u32(PQgetvalue(r, 0, 4)) * 1000;
+        if (shared > lease_us)
+            lease_us = shared;
+    }
     PQclear(r);
     pthread_mutex_lock(&c->mu);
     c->own_disabled_until = until;
@@ -483,13 +522,13 @@ static void disable_for_write(pl_cache *c)
     c->lease.valid = 0; /* everyone, us included, must re-read the state */
     (void)pg_now;
     pthread_mutex_unlock(&c->mu);
-    int64_t wait = (int64_t)c->lease_ms * 1000 - disabled_for;
+    int64_t wait = lease_us - disabled_for;
     if (wait > 0)
         sleep_us(wait + 1000);
 }
 
-static int del_keys(pl_redis_conn *rc, const char *prefix, const int64_t *epochs, int nepochs,
-                    const char *const *entities, size_t n)
+static int del_keys(pl_redis_conn *rc, const char *prefix, const char *ledger_id,
+                    const int64_t *epochs, int nepochs, const char *const *entities, size_t n)
 {
     size_t per = (size_t)nepochs;
     size_t max_keys = DEL_CHUNK * per + 1;
@@ -509,7 +548,7 @@ static int del_keys(pl_redis_conn *rc, const char *prefix, const int64_t *epochs
         for (size_t i = start; i < end; i++) {
             for (size_t e = 0; e < per; e++) {
                 pl_buf *k = &keys[(i - start) * per + e];
-                make_key(k, prefix, epochs[e], entities[i]);
+                make_key(k, prefix, ledger_id, epochs[e], entities[i]);
                 if (k->failed) {
                     rc_out = -1;
                     goto done;
@@ -550,8 +589,14 @@ void pl_cache_invalidate(pl_cache *c, const char *const *entities, size_t n, int
         return;
     pthread_mutex_lock(&c->mu);
     c->invalidations += n;
-    lease ls = c->lease;
     pthread_mutex_unlock(&c->mu);
+    lease ls;
+    if (lease_get(c, &ls, 0) < 0) {
+        /* Without the state we cannot name the keys: make sure nobody
+         * serves them instead. */
+        disable_for_write(c);
+        return;
+    }
     /* The epoch the write saw, its neighbours (a move may have raced the
      * write) and the one our lease names. */
     int64_t epochs[4] = {epoch - 1, epoch, epoch + 1, 0};
@@ -563,7 +608,7 @@ void pl_cache_invalidate(pl_cache *c, const char *const *entities, size_t n, int
         disable_for_write(c);
         return;
     }
-    if (del_keys(rc, c->prefix, epochs, nepochs, entities, n) < 0) {
+    if (del_keys(rc, c->prefix, ls.ledger_id, epochs, nepochs, entities, n) < 0) {
         pl_redis_release(c->redis, rc, 1);
         disable_for_write(c);
         return;
@@ -615,6 +660,10 @@ static void *listener_main(void *arg)
         if (connected_before)
             disable_for_write(c);
         connected_before = 1;
+        pthread_mutex_lock(&c->mu);
+        c->listening = 1;
+        pthread_cond_broadcast(&c->listening_cv);
+        pthread_mutex_unlock(&c->mu);
         while (!atomic_load(&c->stop)) {
             struct pollfd pfd = {PQsocket(pg), POLLIN, 0};
             int n = poll(&pfd, 1, 100);

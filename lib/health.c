@@ -41,10 +41,11 @@ static int section(json_t **out, pl_ledger *l, const char *tmpl, int nparams, co
     if (rc)
         return rc;
     *out = pl_table_json(t);
-    if (keep)
+    if (keep && *out) {
         *keep = t;
-    else
-        pl_table_free(t);
+        return PL_OK;
+    }
+    pl_table_free(t);
     return *out ? PL_OK : pl_fail(PL_ENOMEM, "out of memory");
 }
 
@@ -140,7 +141,7 @@ static int build(json_t *root, pl_ledger *l)
     json_object_set_new(root, "indexes", j);
 
     PGresult *res;
-    if ((rc = pl_ops_exec(l, pl_sql_pgss_present, 0, NULL, 1, &res)))
+    if ((rc = pl_ops_exec(l, pl_sql_pgss_present, 0, NULL, PL_OPS_READ, &res)))
         return rc;
     int pgss = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);

@@ -9,7 +9,10 @@
 #include "table.h"
 #include "validate.h"
 
-int pl_ops_exec(pl_ledger *l, const char *tmpl, int nparams, const char *const *values, int retry,
+/* The deadline of maintenance statements, as for migrations. */
+#define PL_OPS_SLOW_MS (3600u * 1000u)
+
+int pl_ops_exec(pl_ledger *l, const char *tmpl, int nparams, const char *const *values, unsigned how,
                 PGresult **out)
 {
     *out = NULL;
@@ -22,9 +25,13 @@ int pl_ops_exec(pl_ledger *l, const char *tmpl, int nparams, const char *const *
         if ((rc = pl_pool_acquire(l->pool, &c)))
             break;
         int phase = PL_PHASE_NONE;
+        if (how & PL_OPS_SLOW)
+            pl_conn_set_timeout(c, PL_OPS_SLOW_MS);
         rc = pl_exec_text(l->pool, c, sql, nparams, values, out, &phase);
+        if (how & PL_OPS_SLOW)
+            pl_conn_set_timeout(c, 0);
         pl_pool_release(l->pool, c);
-        if (rc != PL_ECONNECT || !(retry || phase == PL_PHASE_SEND))
+        if (rc != PL_ECONNECT || !((how & PL_OPS_READ) || phase == PL_PHASE_SEND))
             break;
     }
     free(sql);
@@ -35,7 +42,7 @@ int pl_ops_table(pl_table **out, pl_ledger *l, const char *tmpl, int nparams,
                  const char *const *values, const char *kinds)
 {
     PGresult *res;
-    int rc = pl_ops_exec(l, tmpl, nparams, values, 1, &res);
+    int rc = pl_ops_exec(l, tmpl, nparams, values, PL_OPS_READ, &res);
     if (rc)
         return rc;
     *out = pl_table_from_pg(res, kinds, 0);
@@ -67,7 +74,7 @@ int pl_partitions_ensure(int *created, pl_ledger *l, int months_ahead)
     snprintf(months, sizeof months, "%d", months_ahead + 1);
     const char *values[1] = {months};
     PGresult *res;
-    int rc = pl_ops_exec(l, pl_sql_partitions_ensure, 1, values, 0, &res);
+    int rc = pl_ops_exec(l, pl_sql_partitions_ensure, 1, values, PL_OPS_SLOW, &res);
     if (rc)
         return rc;
     const char *v = scalar(res);
@@ -99,7 +106,7 @@ int pl_partitions_detach(int *detached, pl_ledger *l, pl_time older_than)
     char buf[PL_TIME_BUFSIZE];
     const char *values[1] = {pl_time_param(buf, older_than)};
     PGresult *res;
-    if ((rc = pl_ops_exec(l, pl_sql_partitions_detach, 1, values, 0, &res)))
+    if ((rc = pl_ops_exec(l, pl_sql_partitions_detach, 1, values, PL_OPS_SLOW, &res)))
         return rc;
     const char *v = scalar(res);
     if (detached && v)
@@ -117,7 +124,7 @@ int pl_partition_attach(pl_ledger *l, const char *name)
         return rc;
     const char *values[1] = {name};
     PGresult *res;
-    if ((rc = pl_ops_exec(l, pl_sql_partition_attach, 1, values, 0, &res)))
+    if ((rc = pl_ops_exec(l, pl_sql_partition_attach, 1, values, PL_OPS_SLOW, &res)))
         return rc;
     const char *v = scalar(res);
     int found = v && v[0] == 't';
@@ -136,7 +143,7 @@ int pl_refresh_views(pl_ledger *l)
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
     PGresult *res;
-    int rc = pl_ops_exec(l, pl_sql_refresh, 0, NULL, 0, &res);
+    int rc = pl_ops_exec(l, pl_sql_refresh, 0, NULL, PL_OPS_SLOW, &res);
     if (rc)
         return rc;
     const char *v = scalar(res);
@@ -145,7 +152,7 @@ int pl_refresh_views(pl_ledger *l)
     if (ok)
         return PL_OK;
     char msg[1024] = "see mv_refresh_log";
-    if (pl_ops_exec(l, pl_sql_refresh_errors, 0, NULL, 1, &res) == PL_OK) {
+    if (pl_ops_exec(l, pl_sql_refresh_errors, 0, NULL, PL_OPS_READ, &res) == PL_OK) {
         if ((v = scalar(res)))
             snprintf(msg, sizeof msg, "%s", v);
         PQclear(res);
@@ -161,7 +168,7 @@ int pl_refresh_schedule(pl_ledger *l, const char *cron_schedule)
     if (cron_schedule && (rc = pl_check_text("cron_schedule", cron_schedule, 256, 1)))
         return rc;
     PGresult *res;
-    if ((rc = pl_ops_exec(l, pl_sql_cron_present, 0, NULL, 1, &res)))
+    if ((rc = pl_ops_exec(l, pl_sql_cron_present, 0, NULL, PL_OPS_READ, &res)))
         return rc;
     const char *v = scalar(res);
     int present = v && v[0] == 't';
@@ -176,10 +183,10 @@ int pl_refresh_schedule(pl_ledger *l, const char *cron_schedule)
     snprintf(command, sizeof command, "SELECT \"%s\".pl_refresh_views()", l->cfg.schema);
     if (cron_schedule) {
         const char *values[3] = {job, cron_schedule, command};
-        rc = pl_ops_exec(l, pl_sql_cron_schedule, 3, values, 0, &res);
+        rc = pl_ops_exec(l, pl_sql_cron_schedule, 3, values, PL_OPS_WRITE, &res);
     } else {
         const char *values[1] = {job};
-        rc = pl_ops_exec(l, pl_sql_cron_unschedule, 1, values, 0, &res);
+        rc = pl_ops_exec(l, pl_sql_cron_unschedule, 1, values, PL_OPS_WRITE, &res);
     }
     if (rc)
         return rc;

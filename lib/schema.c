@@ -104,16 +104,20 @@ static const char *const migration_1[] = {
     "  partitions_until timestamptz NOT NULL\n"
     ");\n"
     "INSERT INTO @S@.ledger_meta VALUES (1, '-infinity');\n"
-    /* Shared cache state: the key epoch, the Redis instance it is bound to,
-     * and a window in which no process may use the cache. */
+    /* Shared cache state: this ledger's identity in Redis keys, the key
+     * epoch, the Redis instance it is bound to, a window in which no
+     * process may use the cache, and the longest lease any process takes. */
     "CREATE TABLE @S@.cache_state (\n"
     "  id             integer PRIMARY KEY CHECK (id = 1),\n"
+    "  ledger_id      text NOT NULL,\n"
     "  epoch          bigint NOT NULL,\n"
     "  redis_run_id   text,\n"
     "  disabled_since timestamptz,\n"
-    "  disabled_until timestamptz NOT NULL\n"
+    "  disabled_until timestamptz NOT NULL,\n"
+    "  lease_ms       integer NOT NULL\n"
     ");\n"
-    "INSERT INTO @S@.cache_state VALUES (1, 1, NULL, NULL, '-infinity');\n"
+    "INSERT INTO @S@.cache_state VALUES\n"
+    "  (1, md5(random()::text || clock_timestamp()::text || '@s@'), 1, NULL, NULL, '-infinity', 0);\n"
     "CREATE TRIGGER entity_head_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON @S@.entity_head\n"
     "  FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_guard_derived();\n"
     "CREATE TRIGGER provenance_current_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON @S@.provenance_current\n"
@@ -155,9 +159,9 @@ static const char *const migration_1[] = {
     "CREATE FUNCTION @S@.pl_invalid(p_message text) RETURNS timestamptz LANGUAGE plpgsql AS $fn$\n"
     "BEGIN\n"
     "  RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = p_message;\n"
-    "END $fn$;\n"
+    "END $fn$;\n",
     /* What an idempotency key stands for: the request, not its outcome. */
-    "CREATE FUNCTION @S@.pl_change_hash(p_entity text, p_field text, p_new jsonb, p_old jsonb,\n",
+    "CREATE FUNCTION @S@.pl_change_hash(p_entity text, p_field text, p_new jsonb, p_old jsonb,\n"
     "    p_vfrom timestamptz, p_vto timestamptz, p_source text, p_reason text, p_meta jsonb, p_tt timestamptz)\n"
     "RETURNS text LANGUAGE sql IMMUTABLE AS $fn$\n"
     "  SELECT md5(row(p_entity, p_field, p_new, p_old, extract(epoch FROM p_vfrom),\n"
@@ -229,9 +233,9 @@ static const char *const migration_1[] = {
      * harmless, the answer query picks the newest covering row). */
     "  INSERT INTO @S@.provenance_current (entity_id, field_name, transaction_time, id, valid_time_start,\n"
     "      valid_time_end, new_value, old_value, source_type, change_reason, metadata)\n"
-    "  SELECT n.entity_id, n.field_name, n.transaction_time, n.id, n.valid_time_start, n.valid_time_end,\n"
+    "  SELECT n.entity_id, n.field_name, n.transaction_time, n.id, n.valid_time_start, n.valid_time_end,\n",
     "         n.new_value, n.old_value, n.source_type, n.change_reason, n.metadata\n"
-    "    FROM (SELECT r.*,\n",
+    "    FROM (SELECT r.*,\n"
     "                 lead(r.valid_time_start) OVER w AS next_start,\n"
     "                 lead(r.valid_time_end) OVER w AS next_end\n"
     "            FROM new_rows r\n"
@@ -291,9 +295,9 @@ static const char *const migration_1[] = {
     "  ELSE\n"
     "    RETURN QUERY SELECT * FROM @S@.provenance_ledger WHERE entity_id = p_entity AND field_name = p_field\n"
     "      AND transaction_time >= coalesce(p_from, now()) AND transaction_time < coalesce(p_to, now())\n"
-    "      ORDER BY transaction_time, id;\n"
+    "      ORDER BY transaction_time, id;\n",
     "  END IF;\n"
-    "END $fn$;\n",
+    "END $fn$;\n"
     /* The library's append: one call appends a whole batch, all or nothing.
      * p_tt is NULL except for the opt-in history import. */
     "CREATE FUNCTION @S@.pl_append(p_entity text[], p_field text[], p_new jsonb[], p_old jsonb[],\n"
@@ -358,9 +362,9 @@ static const char *const migration_1[] = {
     "      RAISE EXCEPTION USING ERRCODE = 'PLC02', MESSAGE = format(\n"
     "        'entity %s: imported transaction_time %s is not after the entity''s previous one, or is in the future',\n"
     "        v_bad.entity_id, v_bad.tt_in);\n"
-    "    END IF;\n"
+    "    END IF;\n",
     "  END IF;\n"
-    "  RETURN QUERY\n",
+    "  RETURN QUERY\n"
     "  WITH input AS MATERIALIZED (\n"
     "    SELECT u.*, nextval('@S@.provenance_ledger_id_seq') AS new_id,\n"
     "           row_number() OVER (PARTITION BY u.entity_id ORDER BY u.ord) AS rank,\n"
@@ -409,8 +413,19 @@ static const char *const migration_1[] = {
     "  SELECT r.ord, r.new_id, r.tt, (SELECT s.epoch FROM @S@.cache_state s WHERE s.id = 1), true FROM rows r;\n"
     "END $fn$;\n"
     /* The cache's shared state (see cache.c for the protocol). */
+    "CREATE FUNCTION @S@.pl_cache_lease(p_lease_ms integer)\n"
+    "RETURNS TABLE (ledger_id text, epoch bigint, redis_run_id text, disabled integer, server_now timestamptz)\n"
+    "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
+    "BEGIN\n"
+    "  IF (SELECT s.lease_ms FROM @S@.cache_state s WHERE s.id = 1) < p_lease_ms THEN\n"
+    "    PERFORM set_config('provledger.internal', 'on', true);\n"
+    "    UPDATE @S@.cache_state s SET lease_ms = p_lease_ms WHERE s.id = 1 AND s.lease_ms < p_lease_ms;\n"
+    "  END IF;\n"
+    "  RETURN QUERY SELECT s.ledger_id, s.epoch, coalesce(s.redis_run_id, ''),\n",
+    "    (s.disabled_until > now())::int4, now() FROM @S@.cache_state s WHERE s.id = 1;\n"
+    "END $fn$;\n"
     "CREATE FUNCTION @S@.pl_cache_disable(p_ms integer)\n"
-    "RETURNS TABLE (epoch bigint, disabled_for_us bigint, disabled_until timestamptz)\n"
+    "RETURNS TABLE (epoch bigint, disabled_for_us bigint, disabled_until timestamptz, lease_ms integer)\n"
     "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
     "BEGIN\n"
     "  PERFORM set_config('provledger.internal', 'on', true);\n"
@@ -419,8 +434,9 @@ static const char *const migration_1[] = {
     "    epoch = CASE WHEN s.disabled_until > now() THEN s.epoch ELSE s.epoch + 1 END,\n"
     "    disabled_since = CASE WHEN s.disabled_until > now() THEN s.disabled_since ELSE now() END,\n"
     "    disabled_until = greatest(s.disabled_until, now() + p_ms * interval '1 millisecond')\n"
-    "  WHERE s.id = 1\n",
-    "  RETURNING s.epoch, (extract(epoch FROM now() - s.disabled_since) * 1000000)::bigint, s.disabled_until;\n"
+    "  WHERE s.id = 1\n"
+    "  RETURNING s.epoch, (extract(epoch FROM now() - s.disabled_since) * 1000000)::bigint, s.disabled_until,\n"
+    "            s.lease_ms;\n"
     "END $fn$;\n"
     "CREATE FUNCTION @S@.pl_cache_bind(p_run_id text) RETURNS bigint\n"
     "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
@@ -492,11 +508,11 @@ const pl_stmt_def pl_stmt_defs[PL_STMT_COUNT] = {
         "SELECT " COLS " FROM @S@.provenance_ledger WHERE entity_id = $1 ORDER BY transaction_time, id",
         1, {T}},
     [PL_STMT_CACHE_LEASE] = {"pl_cache_lease",
-        "SELECT epoch, coalesce(redis_run_id, ''), (disabled_until > now())::int4, now(), disabled_until "
-        "FROM @S@.cache_state WHERE id = 1",
-        0, {0}},
+        "SELECT epoch, redis_run_id, disabled, server_now, ledger_id FROM @S@.pl_cache_lease($1::int4)",
+        1, {PL_OID_INT8}},
     [PL_STMT_CACHE_DISABLE] = {"pl_cache_disable",
-        "SELECT epoch, disabled_for_us, disabled_until, now() FROM @S@.pl_cache_disable($1::int4)", 1, {PL_OID_INT8}},
+        "SELECT epoch, disabled_for_us, disabled_until, now(), lease_ms FROM @S@.pl_cache_disable($1::int4)",
+        1, {PL_OID_INT8}},
     [PL_STMT_CACHE_BIND] = {"pl_cache_bind", "SELECT @S@.pl_cache_bind($1)", 1, {T}},
     [PL_STMT_REPLICA_LAG] = {"pl_replica_lag",
         "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0 "

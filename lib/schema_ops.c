@@ -186,6 +186,10 @@ const char *const pl_migration_2[] = {
     "  PERFORM set_config('provledger.internal', 'off', true);\n"
     "  RETURN true;\n"
     "END $fn$;\n"
+    /* Detaching hides history from every query: the schema owner's call
+     * (and whoever the owner grants it to), not any role's. */
+    "REVOKE EXECUTE ON FUNCTION @S@.pl_detach_partitions(timestamptz) FROM PUBLIC;\n"
+    "REVOKE EXECUTE ON FUNCTION @S@.pl_attach_partition(text) FROM PUBLIC;\n"
     /* The slowest statements on this ledger's schema, when
      * pg_stat_statements is installed (wherever its schema is). */
     "CREATE FUNCTION @S@.pl_slow_statements(p_limit integer)\n"

@@ -44,11 +44,18 @@ json_t *pl_table_json(const pl_table *t);
  * PL_TIME_NOW, else RFC 3339 in buf. */
 const char *pl_time_param(char buf[PL_TIME_BUFSIZE], pl_time t);
 
+/* How pl_ops_exec runs a statement. */
+enum {
+    PL_OPS_WRITE = 0, /* retried only when the request never left */
+    PL_OPS_READ = 1,  /* idempotent: retried once on a fresh connection
+                         when the pooled one was dead */
+    PL_OPS_SLOW = 2   /* maintenance (refresh, detach, attach, DDL): bound by
+                         an hour, not by cfg.statement_timeout_ms */
+};
+
 /* Runs a schema_ops.h template with text parameters (NULL: SQL NULL) and
- * text results on a pooled connection. A read (retry != 0) runs again once
- * on a fresh connection when the pooled one was dead; any call is retried
- * when its request never left. */
-int pl_ops_exec(pl_ledger *l, const char *tmpl, int nparams, const char *const *values, int retry,
+ * text results on a pooled connection; how is PL_OPS_* flags. */
+int pl_ops_exec(pl_ledger *l, const char *tmpl, int nparams, const char *const *values, unsigned how,
                 PGresult **out);
 
 /* pl_ops_exec for a read, then pl_table_from_pg. */
