@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #define PL_ERRMSG_MAX 1024
 
@@ -35,9 +36,12 @@ const char *pl_errmsg(void)
 
 int pl_fail(int code, const char *fmt, ...)
 {
+    /* Format aside first: callers may pass pl_errmsg() itself. */
+    char buf[PL_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_message, buf, sizeof buf);
     return code;
 }

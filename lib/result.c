@@ -133,8 +133,8 @@ pl_result *pl_result_from_pg(const PGresult *res, int first_row)
         rec->valid_from = pl_wire_get_time(PQgetvalue(res, i, 6));
         rec->valid_to = pl_wire_get_time(PQgetvalue(res, i, 7));
         for (int s = 0; s < STR_COUNT; s++) {
-            const char *p;
-            size_t n;
+            const char *p = NULL;
+            size_t n = 0;
             column_text(res, i, string_column[s], string_is_jsonb[s], &p, &n);
             if (!p)
                 continue;

@@ -445,7 +445,16 @@ static const char *const migration_1[] = {
     "  UPDATE @S@.cache_state SET epoch = epoch + 1, redis_run_id = p_run_id\n"
     "   WHERE id = 1 AND redis_run_id IS DISTINCT FROM p_run_id;\n"
     "  RETURN (SELECT epoch FROM @S@.cache_state WHERE id = 1);\n"
-    "END $fn$;\n",
+    "END $fn$;\n"
+    /* Functions that run with the owner's rights are for roles the owner
+     * grants them to (README: "Roles and grants"), not for PUBLIC. */
+    "REVOKE EXECUTE ON FUNCTION\n"
+    "  @S@.pl_append(text[], text[], jsonb[], jsonb[], timestamptz[], timestamptz[], text[], text[], jsonb[],\n"
+    "                text[], timestamptz[]),\n"
+    "  @S@.pl_cache_lease(integer), @S@.pl_cache_disable(integer), @S@.pl_cache_bind(text),\n"
+    "  @S@.pl_ensure_partition(timestamptz), @S@.pl_ensure_partitions(timestamptz, integer),\n"
+    "  @S@.pl_order_external(bigint[], timestamptz[]), @S@.pl_ledger_after_insert()\n"
+    "FROM PUBLIC;\n",
     NULL,
 };
 

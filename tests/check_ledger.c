@@ -1479,12 +1479,14 @@ static void refuses_changes(PGconn *db, const char *who)
 
 static void grant_app_role(void)
 {
-    char sql[512];
+    char sql[1024];
+    /* As the README's grants for plain-SQL writers, plus every table right. */
     snprintf(sql, sizeof sql,
              "GRANT USAGE ON SCHEMA %s TO provledger_app; "
              "GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA %s TO provledger_app; "
-             "GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO provledger_app",
-             tu_schema(), tu_schema(), tu_schema());
+             "GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO provledger_app; "
+             "GRANT EXECUTE ON FUNCTION %s.pl_order_external(bigint[], timestamptz[]) TO provledger_app",
+             tu_schema(), tu_schema(), tu_schema(), tu_schema());
     free(tu_sql(sql, 0, NULL));
 }
 

@@ -109,10 +109,18 @@ int tu_ctl(const char *action)
     return system(cmd);
 }
 
+/* Every test gets a schema and cache prefix of its own, also when Check
+ * runs the tests in one process (CK_FORK=no, as under valgrind). */
+static void fresh_schema(void)
+{
+    schema_pid = 0;
+}
+
 TCase *tu_tcase(const char *name, double timeout_s)
 {
     TCase *tc = tcase_create(name);
     tcase_set_timeout(tc, timeout_s);
+    tcase_add_checked_fixture(tc, fresh_schema, NULL);
     return tc;
 }
 
