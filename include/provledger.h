@@ -210,9 +210,11 @@ typedef struct pl_config {
     /** Connections in the Redis pool (default 8). */
     unsigned int redis_pool_size;
     /** How long one process trusts the cache state it read from PostgreSQL
-     *  (the cache lease), in ms (default 1000, 50..60000). A write that
-     *  could not invalidate Redis waits at most this long once per outage
-     *  before it returns, so that no process serves a stale answer. */
+     *  (the cache lease), in ms (default 1000, 50..60000). The longest lease
+     *  any process of the ledger has used is recorded in the database; a
+     *  write that could not invalidate Redis waits at most that long, once
+     *  per outage, before it returns, so that no process serves a stale
+     *  answer. The cache then stays off for max(4 x lease, 10 s). */
     unsigned int cache_lease_ms;
     /** After a Redis failure, how long the circuit breaker stays open before
      *  one probe, in ms (default 1000; doubles up to 30000 while failing). */
@@ -458,6 +460,9 @@ PL_EXTERN int pl_current(pl_result **out, pl_ledger *l, const char *entity_id,
  * record with the greatest (transaction_time, id).
  * `pl_as_of(T, PL_TIME_ANY)` is "what did we believe at T";
  * `pl_as_of(PL_TIME_NOW, V)` is "what is true at V as we know it now".
+ *
+ * With an instant as @p tx_time the call first waits for writes of this
+ * entity that are still in flight, so that its answer never changes later.
  *
  * @param tx_time an instant, #PL_TIME_NOW or #PL_TIME_ANY.
  * @param valid_time an instant, #PL_TIME_NOW or #PL_TIME_ANY.
