@@ -258,17 +258,22 @@ static const char *const migration_1[] = {
     "CREATE FUNCTION @S@.pl_settle(p_entity text) RETURNS void LANGUAGE sql AS $fn$\n"
     "  SELECT pg_advisory_xact_lock_shared(hashtext('@s@.settle'), (hashtextextended(p_entity, 0) & 1023)::int4)\n"
     "$fn$;\n"
+    /* The sort key is an expression on purpose: ordered by the bare column,
+     * the planner may walk a time-ordered index of the whole month backwards
+     * hoping to meet this entity soon; this way it finds the entity's few
+     * rows by idx_prov_tt and sorts them. */
     "CREATE FUNCTION @S@.pl_read_asof(p_entity text, p_field text, p_tt timestamptz, p_vt timestamptz,\n"
     "    p_any_valid boolean) RETURNS SETOF @S@.provenance_ledger LANGUAGE plpgsql AS $fn$\n"
     "BEGIN\n"
     "  IF p_tt <> 'infinity' THEN PERFORM @S@.pl_settle(p_entity); END IF;\n"
     "  IF p_any_valid THEN\n"
     "    RETURN QUERY SELECT * FROM @S@.provenance_ledger WHERE entity_id = p_entity AND field_name = p_field\n"
-    "      AND transaction_time <= p_tt ORDER BY transaction_time DESC, id DESC LIMIT 1;\n"
+    "      AND transaction_time <= p_tt ORDER BY transaction_time + interval '0' DESC, id DESC LIMIT 1;\n"
     "  ELSE\n"
     "    RETURN QUERY SELECT * FROM @S@.provenance_ledger WHERE entity_id = p_entity AND field_name = p_field\n"
     "      AND transaction_time <= p_tt AND valid_time_start <= coalesce(p_vt, now())\n"
-    "      AND valid_time_end > coalesce(p_vt, now()) ORDER BY transaction_time DESC, id DESC LIMIT 1;\n"
+    "      AND valid_time_end > coalesce(p_vt, now()) ORDER BY transaction_time + interval '0' DESC, id DESC\n"
+    "      LIMIT 1;\n"
     "  END IF;\n"
     "END $fn$;\n"
     "CREATE FUNCTION @S@.pl_read_snapshot(p_entity text, p_tt timestamptz, p_vt timestamptz,\n"
@@ -294,8 +299,8 @@ static const char *const migration_1[] = {
     "      ORDER BY transaction_time, id;\n"
     "  ELSE\n"
     "    RETURN QUERY SELECT * FROM @S@.provenance_ledger WHERE entity_id = p_entity AND field_name = p_field\n"
-    "      AND transaction_time >= coalesce(p_from, now()) AND transaction_time < coalesce(p_to, now())\n"
-    "      ORDER BY transaction_time, id;\n",
+    "      AND transaction_time >= coalesce(p_from, now()) AND transaction_time < coalesce(p_to, now())\n",
+    "      ORDER BY transaction_time, id;\n"
     "  END IF;\n"
     "END $fn$;\n"
     /* The library's append: one call appends a whole batch, all or nothing.
@@ -360,9 +365,9 @@ static const char *const migration_1[] = {
     "     LIMIT 1;\n"
     "    IF FOUND THEN\n"
     "      RAISE EXCEPTION USING ERRCODE = 'PLC02', MESSAGE = format(\n"
-    "        'entity %s: imported transaction_time %s is not after the entity''s previous one, or is in the future',\n"
+    "        'entity %s: imported transaction_time %s is not after the entity''s previous one, or is in the future',\n",
     "        v_bad.entity_id, v_bad.tt_in);\n"
-    "    END IF;\n",
+    "    END IF;\n"
     "  END IF;\n"
     "  RETURN QUERY\n"
     "  WITH input AS MATERIALIZED (\n"
@@ -420,8 +425,8 @@ static const char *const migration_1[] = {
     "  IF (SELECT s.lease_ms FROM @S@.cache_state s WHERE s.id = 1) < p_lease_ms THEN\n"
     "    PERFORM set_config('provledger.internal', 'on', true);\n"
     "    UPDATE @S@.cache_state s SET lease_ms = p_lease_ms WHERE s.id = 1 AND s.lease_ms < p_lease_ms;\n"
-    "  END IF;\n"
-    "  RETURN QUERY SELECT s.ledger_id, s.epoch, coalesce(s.redis_run_id, ''),\n",
+    "  END IF;\n",
+    "  RETURN QUERY SELECT s.ledger_id, s.epoch, coalesce(s.redis_run_id, ''),\n"
     "    (s.disabled_until > now())::int4, now() FROM @S@.cache_state s WHERE s.id = 1;\n"
     "END $fn$;\n"
     "CREATE FUNCTION @S@.pl_cache_disable(p_ms integer)\n"

@@ -1,0 +1,27 @@
+/* The benchmark's phases, run in this order by main.c. Each prints its own
+ * table and adds its rows and values to the report. */
+#ifndef PL_BENCH_PHASES_H
+#define PL_BENCH_PHASES_H
+
+#include "bench.h"
+
+/* Table and index sizes of the loaded dataset (reads.c). */
+void phase_sizes(const bench_opts *o);
+/* Pool-size sweep at the largest client count (reads.c, on request). */
+void pool_phase(const bench_opts *o, const bench_dataset *ds);
+/* The design record's mix, cache off and on, beside pgbench running the
+ * same mix (reads.c). */
+void mix_phase(const bench_opts *o, const bench_dataset *ds);
+/* Each query type alone, uncached, beside pgbench running the library's
+ * statement, and the primary-key baseline (reads.c). */
+void point_phase(const bench_opts *o, const bench_dataset *ds);
+/* The design record's own current-state queries on the ledger (reads.c). */
+void baseline_phase(const bench_opts *o, const bench_dataset *ds);
+/* Cache hits vs redis-benchmark, miss path vs PL_REALTIME (cachebench.c). */
+void cache_phase(const bench_opts *o, const bench_dataset *ds);
+/* Single and batch inserts, cache off and on (writes.c). */
+void writes_phase(const bench_opts *o, const bench_dataset *ds);
+/* Every target of issues 3 and 4 and the design record (targets.c). */
+void collect_targets(const bench_opts *o, const bench_dataset *ds);
+
+#endif

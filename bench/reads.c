@@ -1,0 +1,324 @@
+/* The read phases: the design record's mix (cache off and on) beside
+ * pgbench running the same mix, each query type alone beside pgbench
+ * running the library's statement, the primary-key and design-record
+ * baselines, and an optional pool-size sweep. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "phases.h"
+
+static int has_client(const bench_opts *o, int c)
+{
+    for (int i = 0; i < o->nclients; i++)
+        if (o->clients[i] == c)
+            return 1;
+    return 0;
+}
+
+static int max_clients(const bench_opts *o)
+{
+    int m = 0;
+    for (int i = 0; i < o->nclients; i++)
+        if (o->clients[i] > m)
+            m = o->clients[i];
+    return m;
+}
+
+static void run_label(char *buf, size_t len, const run_spec *s)
+{
+    snprintf(buf, len, "%s, %d clients, cache %s", s->label, s->clients, s->cache ? "on" : "off");
+}
+
+/* Runs one workload and adds a row per query type that ran, plus one for
+ * all of them together named `all_name`. */
+static int run_rows(const bench_opts *o, const bench_dataset *ds, const char *phase,
+                    const run_spec *spec, const char *all_name, int adr_targets,
+                    run_result *res)
+{
+    char label[160];
+    run_label(label, sizeof label, spec);
+    bench_log("%s: %s (%.0f s)", phase, label, spec->duration);
+    workload_run(o, ds, spec, res);
+    if (res->failed)
+        report_note("%s: %s could not run: %s", phase, label, res->first_error);
+    bench_hist all;
+    hist_reset(&all);
+    uint64_t errors = 0;
+    int types = 0;
+    for (int t = 0; t < Q_NTYPES; t++) {
+        if (spec->weights[t] <= 0)
+            continue;
+        types++;
+        bench_row *r = report_row(phase, query_names[t], spec->clients, spec->cache);
+        report_fill(r, &res->hist[t], res->errors[t], res->elapsed);
+        if (adr_targets) {
+            snprintf(r->target, sizeof r->target, "ADR p95<%gms", adr_p95_ms[t]);
+            r->met = r->count ? r->p95 < adr_p95_ms[t] : 0;
+        }
+        hist_merge(&all, &res->hist[t]);
+        errors += res->errors[t];
+    }
+    if (all_name && types > 1) {
+        bench_row *r = report_row(phase, all_name, spec->clients, spec->cache);
+        report_fill(r, &all, errors, res->elapsed);
+    }
+    if (errors)
+        report_note("%s: %s: %llu failed calls, first: %s", phase, label,
+                    (unsigned long long)errors, res->first_error);
+    return res->failed ? -1 : 0;
+}
+
+static void set_pg_ops(const char *phase, const char *name, int clients, int cache, double v)
+{
+    bench_row *r = (bench_row *)report_find(phase, name, clients, cache);
+    if (r)
+        r->pg_ops = v;
+}
+
+static void pgbench_note(const char *what, const pgb_result *pr)
+{
+    if (pr->error[0])
+        report_note("pgbench %s: %s", what, pr->error);
+    if (pr->failed)
+        report_note("pgbench %s: %lld failed transactions", what, pr->failed);
+}
+
+/* ------------------------------------------------------------------------ */
+
+void mix_phase(const bench_opts *o, const bench_dataset *ds)
+{
+    for (int i = 0; i < o->nclients; i++) {
+        int c = o->clients[i];
+        for (int cache = 0; cache <= (o->redis ? 1 : 0); cache++) {
+            run_spec s = {"design-record mix", c, cache, 0, {0}, o->duration, 0};
+            memcpy(s.weights, mix_weights, sizeof s.weights);
+            run_result *res = malloc(sizeof *res);
+            if (!res)
+                return;
+            run_rows(o, ds, "mix", &s, "all (mix)", 1, res);
+            if (cache) {
+                char key[64];
+                snprintf(key, sizeof key, "cache_hit_rate_%d_clients", c);
+                report_value("mix", key, res->stats.cache_hit_rate, "");
+                snprintf(key, sizeof key, "pool_waits_%d_clients_cache_on", c);
+                report_value("mix", key, (double)res->stats.pool_waits, "");
+            } else {
+                char key[64];
+                snprintf(key, sizeof key, "pool_waits_%d_clients_cache_off", c);
+                report_value("mix", key, (double)res->stats.pool_waits, "");
+            }
+            free(res);
+        }
+        if (pgb_available(o)) {
+            double w[PGB_NSCRIPTS] = {0};
+            for (int t = 0; t < Q_NTYPES; t++)
+                w[t] = mix_weights[t];
+            pgb_result pr;
+            bench_log("mix: pgbench, same mix, %d clients (%.0f s)", c, o->short_duration);
+            pgb_run(o, w, c, o->short_duration, &pr);
+            pgbench_note("mix", &pr);
+            for (int cache = 0; cache <= 1; cache++) {
+                for (int t = 0; t < Q_NTYPES; t++)
+                    set_pg_ops("mix", query_names[t], c, cache, pr.script_tps[t]);
+                set_pg_ops("mix", "all (mix)", c, cache, pr.tps);
+            }
+        }
+    }
+    /* The same mix without the dashboard query, at the largest client count:
+     * how far the point queries go when no aggregate competes for the CPU. */
+    int c = max_clients(o);
+    if (o->records > 20000) {
+        for (int cache = 0; cache <= (o->redis ? 1 : 0); cache++) {
+            run_spec s = {"mix without analytics", c, cache, 0, {0}, o->short_duration, 0};
+            memcpy(s.weights, mix_weights, sizeof s.weights);
+            s.weights[Q_ANALYTICS] = 0;
+            run_result *res = malloc(sizeof *res);
+            if (!res)
+                return;
+            workload_run(o, ds, &s, res);
+            bench_hist all;
+            hist_reset(&all);
+            uint64_t errors = 0;
+            for (int t = 0; t < Q_NTYPES; t++) {
+                hist_merge(&all, &res->hist[t]);
+                errors += res->errors[t];
+            }
+            bench_row *r = report_row("mix", "all (mix w/o analytics)", c, cache);
+            report_fill(r, &all, errors, res->elapsed);
+            free(res);
+        }
+    }
+    report_print_phase("mix", "Design-record query mix (65/15/12/5/3, recency skew 80/15/5)");
+}
+
+/* ------------------------------------------------------------------------ */
+
+static const double issue4_p95_ms[Q_NTYPES] = {1, 7.5, 2.5, 10, 0};
+
+void point_phase(const bench_opts *o, const bench_dataset *ds)
+{
+    /* tiny scale (CI) keeps to current state at 1 and 8 clients */
+    int tiny = o->records <= 20000;
+    int maxc = max_clients(o);
+    for (int t = 0; t < Q_ANALYTICS; t++) {
+        if (tiny && t != Q_CURRENT)
+            continue;
+        for (int i = 0; i < o->nclients; i++) {
+            int c = o->clients[i];
+            if (tiny && c != 1 && c != 8)
+                continue;
+            run_spec s = {query_names[t], c, 0, 0, {0}, o->short_duration, 0};
+            s.weights[t] = 1;
+            run_result *res = malloc(sizeof *res);
+            if (!res)
+                return;
+            run_rows(o, ds, "point", &s, NULL, 0, res);
+            free(res);
+            bench_row *r = (bench_row *)report_find("point", query_names[t], c, 0);
+            if (r && c == maxc && c >= 100) {
+                snprintf(r->target, sizeof r->target, "#4 p95<%gms@%d", issue4_p95_ms[t], c);
+                r->met = r->count ? r->p95 < issue4_p95_ms[t] : 0;
+            }
+            if (!pgb_available(o))
+                continue;
+            double w[PGB_NSCRIPTS] = {0};
+            w[t] = 1;
+            pgb_result pr;
+            pgb_run(o, w, c, o->short_duration, &pr);
+            pgbench_note(query_names[t], &pr);
+            if (r && pr.ok)
+                r->pg_ops = pr.tps;
+            if (t == Q_CURRENT) {
+                double wpk[PGB_NSCRIPTS] = {0};
+                wpk[PGB_PK] = 1;
+                pgb_result pk;
+                pgb_run(o, wpk, c, o->short_duration, &pk);
+                pgbench_note("PK lookup", &pk);
+                bench_row *k = report_row("point", "pgbench PK lookup", c, -1);
+                k->ops = pk.ok ? pk.tps : -1;
+                k->p50 = -1;
+                char key[64];
+                snprintf(key, sizeof key, "pgbench_pk_latency_avg_%d_clients", c);
+                report_value("point", key, pk.lat_ms, "ms");
+                if (r && pk.ok && (c == 1 || c == 8) && !(c == maxc && c >= 100)) {
+                    snprintf(r->target, sizeof r->target, "#4 >=0.8x PK");
+                    r->met = r->ops >= 0.8 * pk.tps;
+                }
+            }
+        }
+    }
+    /* The dashboard query alone (plain SQL over libpq in both columns). */
+    if (!tiny) {
+        run_spec s = {query_names[Q_ANALYTICS], 1, 0, 0, {0}, o->short_duration, 0};
+        s.weights[Q_ANALYTICS] = 1;
+        run_result *res = malloc(sizeof *res);
+        if (res) {
+            run_rows(o, ds, "point", &s, NULL, 0, res);
+            free(res);
+            bench_row *r = (bench_row *)report_find("point", query_names[Q_ANALYTICS], 1, 0);
+            if (r) {
+                snprintf(r->target, sizeof r->target, "ADR p95<%gms", adr_p95_ms[Q_ANALYTICS]);
+                r->met = r->count ? r->p95 < adr_p95_ms[Q_ANALYTICS] : 0;
+            }
+            if (r && pgb_available(o)) {
+                double w[PGB_NSCRIPTS] = {0};
+                w[PGB_ANALYTICS] = 1;
+                pgb_result pr;
+                pgb_run(o, w, 1, o->short_duration, &pr);
+                pgbench_note("analytics", &pr);
+                if (pr.ok)
+                    r->pg_ops = pr.tps;
+            }
+        }
+    }
+    report_print_phase("point", "Each query type alone, no cache, vs pgbench on the same statement");
+}
+
+/* ------------------------------------------------------------------------ */
+
+void baseline_phase(const bench_opts *o, const bench_dataset *ds)
+{
+    (void)ds;
+    if (!pgb_available(o)) {
+        report_note("baseline: skipped (no pgbench)");
+        return;
+    }
+    for (int i = 0; i < o->nclients; i++) {
+        int c = o->clients[i];
+        if (c != 1 && (c != 8 || o->records <= 20000))
+            continue;
+        double w[PGB_NSCRIPTS] = {0};
+        w[PGB_LEDGER_TT] = 1;
+        pgb_result pr;
+        bench_log("baseline: design record's indexed current query on the ledger, %d clients", c);
+        pgb_run(o, w, c, o->short_duration, &pr);
+        pgbench_note("ledger query", &pr);
+        bench_row *r = report_row("baseline", "ADR query via idx_prov_tt", c, -1);
+        r->ops = pr.ok ? pr.tps : -1;
+        char key[64];
+        snprintf(key, sizeof key, "ledger_query_latency_avg_%d_clients", c);
+        report_value("baseline", key, pr.lat_ms, "ms");
+    }
+    double w[PGB_NSCRIPTS] = {0};
+    w[PGB_NAIVE] = 1;
+    pgb_result pr;
+    double secs = o->short_duration < 10 ? o->short_duration : 10;
+    bench_log("baseline: design record's naive query without indexes, 1 client (%.0f s)", secs);
+    pgb_run(o, w, 1, secs, &pr);
+    pgbench_note("naive query", &pr);
+    bench_row *r = report_row("baseline", "ADR naive query, no index", 1, -1);
+    r->ops = pr.ok ? pr.tps : -1;
+    report_value("baseline", "naive_query_latency_avg", pr.lat_ms, "ms");
+    (void)has_client;
+    report_print_phase("baseline", "Design-record baselines (pgbench)");
+}
+
+/* ------------------------------------------------------------------------ */
+
+void pool_phase(const bench_opts *o, const bench_dataset *ds)
+{
+    static const int sizes[] = {2, 4, 8, 16, 32};
+    int c = max_clients(o);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        for (int cache = 0; cache <= (o->redis ? 1 : 0); cache++) {
+            run_spec s = {"pool sweep", c, cache, 0, {0}, o->short_duration, sizes[i]};
+            memcpy(s.weights, mix_weights, sizeof s.weights);
+            s.weights[Q_ANALYTICS] = 0;
+            run_result *res = malloc(sizeof *res);
+            if (!res)
+                return;
+            workload_run(o, ds, &s, res);
+            bench_hist all;
+            hist_reset(&all);
+            uint64_t errors = 0;
+            for (int t = 0; t < Q_NTYPES; t++) {
+                hist_merge(&all, &res->hist[t]);
+                errors += res->errors[t];
+            }
+            char name[48];
+            snprintf(name, sizeof name, "mix w/o analytics, pool %d", sizes[i]);
+            bench_row *r = report_row("pool", name, c, cache);
+            report_fill(r, &all, errors, res->elapsed);
+            free(res);
+        }
+    }
+    report_print_phase("pool", "Pool size sweep (mix without analytics, largest client count)");
+}
+
+void phase_sizes(const bench_opts *o)
+{
+    char *v = sql_scalar(o->pg,
+                         "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) || ' total, ' ||"
+                         " count(*) FILTER (WHERE c.relkind = 'r' AND c.relispartition) ||"
+                         " ' ledger partitions' FROM pg_class c JOIN pg_namespace n ON"
+                         " n.oid = c.relnamespace WHERE n.nspname = '" BENCH_SCHEMA "'"
+                         " AND c.relkind IN ('r', 'p')");
+    if (v)
+        report_text("load", "schema_size", v);
+    free(v);
+    v = sql_scalar(o->pg, "SELECT count(*) FROM " BENCH_SCHEMA ".provenance_current");
+    if (v)
+        report_text("load", "provenance_current_rows", v);
+    free(v);
+}

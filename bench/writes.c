@@ -1,0 +1,176 @@
+/* Write load: single inserts (pl_insert) at 1 and 8 clients, cache off and
+ * on (the difference is what invalidation adds to an insert), and batch
+ * inserts (pl_insert_batch, 1,000 changes per call) in records/s. Writes go
+ * to hot entities, as an application's updates would. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "phases.h"
+
+#define BATCH 1000
+
+typedef struct wshared {
+    const bench_dataset *ds;
+    pl_ledger *l;
+    int batch;           /* 0: pl_insert; else changes per pl_insert_batch */
+    double t_end;
+    pthread_mutex_t mu;
+    char first_error[256];
+} wshared;
+
+typedef struct wworker {
+    wshared *sh;
+    uint64_t rng;
+    bench_hist hist;
+    uint64_t errors, records;
+    pthread_t th;
+} wworker;
+
+typedef struct change_buf {
+    char eid[24];
+    char val[48];
+} change_buf;
+
+static void make_change(pl_change *c, change_buf *b, const bench_dataset *ds, uint64_t *rng)
+{
+    pl_change init = PL_CHANGE_INIT;
+    *c = init;
+    dataset_entity_id(b->eid, sizeof b->eid, dataset_pick_hot(ds, rng));
+    int f = (int)(bench_rand(rng) % BENCH_NFIELDS);
+    if (f == 1)
+        snprintf(b->val, sizeof b->val, "%d.%02d", (int)(bench_rand(rng) % 5000),
+                 (int)(bench_rand(rng) % 100));
+    else
+        snprintf(b->val, sizeof b->val, "\"bench %llu\"", (unsigned long long)(bench_rand(rng) % 100000));
+    c->entity_id = b->eid;
+    c->field_name = bench_fields[f];
+    c->new_value = b->val;
+    c->source_type = "api";
+    c->metadata = "{\"import_batch_id\": \"bench_writes\"}";
+}
+
+static void *wworker_main(void *arg)
+{
+    wworker *w = arg;
+    wshared *sh = w->sh;
+    size_t n = sh->batch ? (size_t)sh->batch : 1;
+    pl_change *changes = calloc(n, sizeof *changes);
+    change_buf *bufs = calloc(n, sizeof *bufs);
+    if (!changes || !bufs) {
+        free(changes);
+        free(bufs);
+        return NULL;
+    }
+    while (bench_now() < sh->t_end) {
+        for (size_t i = 0; i < n; i++)
+            make_change(&changes[i], &bufs[i], sh->ds, &w->rng);
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        int rc = sh->batch ? pl_insert_batch(NULL, sh->l, changes, n)
+                           : pl_insert(NULL, sh->l, &changes[0]);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        if (rc != PL_OK) {
+            w->errors++;
+            pthread_mutex_lock(&sh->mu);
+            if (!sh->first_error[0])
+                snprintf(sh->first_error, sizeof sh->first_error, "%s: %s", pl_strerror(rc),
+                         pl_errmsg());
+            pthread_mutex_unlock(&sh->mu);
+            continue;
+        }
+        hist_record(&w->hist, (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u +
+                                  (uint64_t)b.tv_nsec - (uint64_t)a.tv_nsec);
+        w->records += n;
+    }
+    free(changes);
+    free(bufs);
+    return NULL;
+}
+
+/* One timed write run; adds a row and returns records/s (-1 on failure). */
+static double write_run(const bench_opts *o, const bench_dataset *ds, const char *name,
+                        int clients, int cache, int batch, bench_hist *lat_out)
+{
+    wshared sh;
+    memset(&sh, 0, sizeof sh);
+    sh.ds = ds;
+    sh.batch = batch;
+    sh.l = bench_open(o, cache, clients, clients, 0);
+    if (!sh.l) {
+        report_note("writes: %s could not open the ledger: %s", name, pl_errmsg());
+        return -1;
+    }
+    pthread_mutex_init(&sh.mu, NULL);
+    bench_log("writes: %s, %d clients, cache %s (%.0f s)", name, clients, cache ? "on" : "off",
+              o->short_duration);
+    /* warm the pool: one connection per client, statements prepared */
+    wworker *ws = calloc((size_t)clients, sizeof *ws);
+    if (!ws) {
+        pl_close(sh.l);
+        return -1;
+    }
+    sh.t_end = bench_now() + o->short_duration;
+    double t0 = bench_now();
+    int started = 0;
+    for (int i = 0; i < clients; i++) {
+        ws[i].sh = &sh;
+        ws[i].rng = (uint64_t)(i + 7) * 0x9e3779b97f4a7c15u ^ (uint64_t)(t0 * 1e6);
+        if (pthread_create(&ws[i].th, NULL, wworker_main, &ws[i]) != 0)
+            break;
+        started++;
+    }
+    bench_hist h;
+    hist_reset(&h);
+    uint64_t errors = 0, records = 0;
+    for (int i = 0; i < started; i++) {
+        pthread_join(ws[i].th, NULL);
+        hist_merge(&h, &ws[i].hist);
+        errors += ws[i].errors;
+        records += ws[i].records;
+    }
+    double el = bench_now() - t0;
+    bench_row *r = report_row("writes", name, clients, cache);
+    report_fill(r, &h, errors, el);
+    r->ops = el > 0 ? (double)records / el : 0;
+    if (errors)
+        report_note("writes: %s, %d clients: %llu failed calls, first: %s", name, clients,
+                    (unsigned long long)errors, sh.first_error);
+    if (lat_out)
+        *lat_out = h;
+    pl_close(sh.l);
+    pthread_mutex_destroy(&sh.mu);
+    free(ws);
+    return r->ops;
+}
+
+void writes_phase(const bench_opts *o, const bench_dataset *ds)
+{
+    static const int single_clients[] = {1, 8};
+    bench_hist *lat = calloc(4, sizeof *lat);
+    if (!lat)
+        return;
+    for (int i = 0; i < 2; i++)
+        for (int cache = 0; cache <= (o->redis ? 1 : 0); cache++)
+            write_run(o, ds, "single insert", single_clients[i], cache, 0, &lat[i * 2 + cache]);
+    if (o->redis && lat[0].n && lat[1].n) {
+        report_value("writes", "invalidation_adds_p50_ms_1_client",
+                     hist_ms(&lat[1], 0.5) - hist_ms(&lat[0], 0.5), "ms");
+        report_value("writes", "invalidation_adds_mean_ms_1_client",
+                     hist_mean_ms(&lat[1]) - hist_mean_ms(&lat[0]), "ms");
+    }
+    if (o->redis && lat[2].n && lat[3].n)
+        report_value("writes", "invalidation_adds_p50_ms_8_clients",
+                     hist_ms(&lat[3], 0.5) - hist_ms(&lat[2], 0.5), "ms");
+    free(lat);
+    double best = 0;
+    for (int clients = 1; clients <= (o->records <= 20000 ? 1 : 2); clients++) {
+        double v = write_run(o, ds, "batch insert (1000/call)", clients, 0, BATCH, NULL);
+        if (v > best)
+            best = v;
+    }
+    report_value("writes", "batch_insert_best_records_per_s", best, "rec/s");
+    report_print_phase("writes", "Writes (ops/s = records/s; latency per call)");
+}
