@@ -175,11 +175,21 @@ static pl_time tx_bound(pl_time t)
     return (t == PL_TIME_NOW || t == PL_TIME_ANY) ? PL_TIME_INFINITY : t;
 }
 
-int pl_as_of(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
-             pl_time tx_time, pl_time valid_time, unsigned flags)
+/* The statements and cache kinds of one point question (pl_as_of or
+ * pl_snapshot) in its three shapes. */
+typedef struct point_shape {
+    int now_stmt, any_valid_stmt, valid_stmt;
+    char now_kind, settled_kind;
+} point_shape;
+
+/* A point question at (T, V): "now as known now" is answered by the
+ * latest-state table; any other is answered by the ledger, and cached
+ * unless it depends on the clock (V = now with T given). */
+static int point(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
+                 pl_time tx_time, pl_time valid_time, unsigned flags, const point_shape *shape)
 {
     int rc = check_common(out, l, entity_id);
-    if (!rc)
+    if (!rc && shape->now_kind == 'c')
         rc = pl_check_text("field_name", field_name, PL_MAX_KEY_BYTES, 1);
     if (!rc)
         rc = pl_check_query_time("tx_time", tx_time);
@@ -194,27 +204,32 @@ int pl_as_of(pl_result **out, pl_ledger *l, const char *entity_id, const char *f
     q.empty_is_not_found = 1;
     pl_time t = tx_bound(tx_time);
     add_text(&q, entity_id);
-    add_text(&q, field_name);
+    if (field_name)
+        add_text(&q, field_name);
+    pl_time key[2] = {t, valid_time};
     if (t == PL_TIME_INFINITY && valid_time == PL_TIME_NOW) {
-        /* Now, as known now: the exact latest-state table. */
-        q.stmt = PL_STMT_CURRENT;
+        q.stmt = shape->now_stmt;
         q.has_boundary = 1;
-        cache_field(&q, 'c', NULL, 0, field_name);
+        cache_field(&q, shape->now_kind, NULL, 0, field_name);
     } else if (valid_time == PL_TIME_ANY) {
-        q.stmt = PL_STMT_ASOF_T;
+        q.stmt = shape->any_valid_stmt;
         add_time(&q, t);
-        pl_time key[2] = {t, PL_TIME_ANY};
-        cache_field(&q, 'a', key, 2, field_name);
+        cache_field(&q, shape->settled_kind, key, 2, field_name);
     } else {
-        q.stmt = PL_STMT_ASOF_TV;
+        q.stmt = shape->valid_stmt;
         add_time(&q, t);
         add_time(&q, valid_time);
-        if (valid_time != PL_TIME_NOW) {
-            pl_time key[2] = {t, valid_time};
-            cache_field(&q, 'a', key, 2, field_name);
-        }
+        if (valid_time != PL_TIME_NOW)
+            cache_field(&q, shape->settled_kind, key, 2, field_name);
     }
     return run(out, l, entity_id, &q, flags);
+}
+
+int pl_as_of(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
+             pl_time tx_time, pl_time valid_time, unsigned flags)
+{
+    static const point_shape as_of = {PL_STMT_CURRENT, PL_STMT_ASOF_T, PL_STMT_ASOF_TV, 'c', 'a'};
+    return point(out, l, entity_id, field_name, tx_time, valid_time, flags, &as_of);
 }
 
 int pl_current(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
@@ -226,39 +241,9 @@ int pl_current(pl_result **out, pl_ledger *l, const char *entity_id, const char 
 int pl_snapshot(pl_result **out, pl_ledger *l, const char *entity_id, pl_time tx_time,
                 pl_time valid_time, unsigned flags)
 {
-    int rc = check_common(out, l, entity_id);
-    if (!rc)
-        rc = pl_check_query_time("tx_time", tx_time);
-    if (!rc)
-        rc = pl_check_query_time("valid_time", valid_time);
-    if (!rc)
-        rc = check_flags(flags);
-    if (rc)
-        return rc;
-    query q;
-    memset(&q, 0, sizeof q);
-    q.empty_is_not_found = 1;
-    pl_time t = tx_bound(tx_time);
-    add_text(&q, entity_id);
-    if (t == PL_TIME_INFINITY && valid_time == PL_TIME_NOW) {
-        q.stmt = PL_STMT_SNAPSHOT_CURRENT;
-        q.has_boundary = 1;
-        cache_field(&q, 's', NULL, 0, NULL);
-    } else if (valid_time == PL_TIME_ANY) {
-        q.stmt = PL_STMT_SNAPSHOT_T;
-        add_time(&q, t);
-        pl_time key[2] = {t, PL_TIME_ANY};
-        cache_field(&q, 'S', key, 2, NULL);
-    } else {
-        q.stmt = PL_STMT_SNAPSHOT_TV;
-        add_time(&q, t);
-        add_time(&q, valid_time);
-        if (valid_time != PL_TIME_NOW) {
-            pl_time key[2] = {t, valid_time};
-            cache_field(&q, 'S', key, 2, NULL);
-        }
-    }
-    return run(out, l, entity_id, &q, flags);
+    static const point_shape snapshot = {PL_STMT_SNAPSHOT_CURRENT, PL_STMT_SNAPSHOT_T,
+                                         PL_STMT_SNAPSHOT_TV, 's', 'S'};
+    return point(out, l, entity_id, NULL, tx_time, valid_time, flags, &snapshot);
 }
 
 int pl_range(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
