@@ -640,14 +640,19 @@ PL_EXTERN int pl_partitions_list(pl_table **out, pl_ledger *l);
  * Detaches (never drops) every attached partition whose range ends at or
  * before @p older_than, keeping its data in a standalone table of the same
  * name in the ledger's schema, still protected against UPDATE, DELETE and
- * TRUNCATE. The current month is never detached. Queries no longer see the
- * detached rows; pl_partition_attach() brings them back.
+ * TRUNCATE (and INSERT). The current month is never detached. Queries no
+ * longer see the detached rows (the latest-state table keeps answering
+ * pl_current()); pl_partition_attach() brings them back. Detaching hides
+ * history, so it needs the schema owner's rights (#PL_EPERM otherwise).
+ * Not bound by #pl_config.statement_timeout_ms.
  * @param detached receives how many were detached; may be NULL.
  */
 PL_EXTERN int pl_partitions_detach(int *detached, pl_ledger *l, pl_time older_than);
 
 /**
- * Re-attaches a partition detached by pl_partitions_detach().
+ * Re-attaches a partition detached by pl_partitions_detach(), with its
+ * indexes. Needs the schema owner's rights; not bound by
+ * #pl_config.statement_timeout_ms.
  * @param name the partition's table name, e.g. "provenance_ledger_2025_01".
  * @return #PL_OK; #PL_NOT_FOUND when no detached partition has that name.
  */
@@ -657,7 +662,8 @@ PL_EXTERN int pl_partition_attach(pl_ledger *l, const char *name);
  * Refreshes the materialized views provenance_latest and
  * provenance_daily_stats with REFRESH ... CONCURRENTLY (readers are never
  * blocked), logging start, end, success and any error of each in
- * mv_refresh_log. Views never answer calls that promise current data.
+ * mv_refresh_log. Views never answer calls that promise current data. Not
+ * bound by #pl_config.statement_timeout_ms.
  * @return #PL_OK; #PL_EDB with the logged error when a refresh failed.
  */
 PL_EXTERN int pl_refresh_views(pl_ledger *l);
@@ -690,6 +696,8 @@ PL_EXTERN int pl_view_freshness(pl_table **out, pl_ledger *l);
  * source type. Reads the base table, exactly, unless @p flags has
  * #PL_ALLOW_STALE: then provenance_daily_stats answers when it covers the
  * window, and pl_table_origin() / pl_table_staleness_us() say so.
+ * @param from, to instants; #PL_TIME_ANY leaves that end open,
+ *        #PL_TIME_NOW is the server's now.
  * @param source_type only this source, or NULL for all.
  */
 PL_EXTERN int pl_dashboard_changes(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
@@ -739,7 +747,8 @@ PL_EXTERN void pl_iter_free(pl_iter *it);
  *        pl_free()), or NULL when this page is the last.
  * @param query a JSON object, e.g. {"import_batch_id": "batch_123"}.
  * @param cursor NULL for the first page, else a cursor from the previous
- *        call.
+ *        call with the same @p query (another query's cursor is
+ *        #PL_EINVAL).
  * @param limit 1..10000.
  */
 PL_EXTERN int pl_search_metadata(pl_result **out, char **next_cursor, pl_ledger *l,
