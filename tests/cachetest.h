@@ -80,13 +80,9 @@ static inline pl_ledger *ct_open(void)
 static inline pl_receipt ct_put_full(pl_ledger *l, const char *entity, const char *field,
                                      const char *value, pl_time from, pl_time to)
 {
-    pl_change c = PL_CHANGE_INIT;
-    c.entity_id = entity;
-    c.field_name = field;
-    c.new_value = value;
+    pl_change c = tu_change(entity, field, value);
     c.valid_from = from;
     c.valid_to = to;
-    c.source_type = "test";
     pl_receipt r;
     memset(&r, 0, sizeof r);
     int rc = pl_insert(&r, l, &c);
@@ -180,13 +176,6 @@ static inline int ct_expect(pl_ledger *l, const char *entity, const char *field,
             v ? v : "(not found)", want ? want : "(not found)");
     free(v);
     return origin;
-}
-
-static inline void ct_sleep_ms(double ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)((ms - (double)(time_t)(ms / 1000) * 1000) * 1e6)};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -27,25 +27,6 @@ const char *__asan_default_options(void)
 #define MINUTE_US INT64_C(60000000)
 #define DAY_US INT64_C(86400000000)
 
-/* Opens a migrated ledger in an empty schema. Check forks each test and
- * each process has a schema of its own; without fork (CK_FORK=no, as under
- * valgrind) the tests of this process share one: empty it first. */
-static pl_ledger *open_fresh(const pl_config *cfg)
-{
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", tu_schema());
-    free(tu_sql(sql, 0, NULL));
-    return tu_open_cfg(cfg);
-}
-
-static pl_ledger *open_new(int with_cache, int allow_import)
-{
-    pl_config cfg;
-    tu_config(&cfg, with_cache);
-    cfg.allow_import = allow_import;
-    return open_fresh(&cfg);
-}
-
 /* A table as "a/b/c;a/b/c" for comparisons. */
 static char *table_text(const pl_table *t)
 {
@@ -238,7 +219,7 @@ static void assert_changes(pl_ledger *l, pl_time from, pl_time to, const char *s
 
 START_TEST(test_dashboard_changes)
 {
-    pl_ledger *l = open_new(0, 1);
+    pl_ledger *l = tu_open_new(0, 1);
     pl_time now = pl_time_now();
     pl_time today = now - now % DAY_US;
     write_history(l, today);
@@ -331,7 +312,7 @@ END_TEST
 
 START_TEST(test_dashboard_corrections)
 {
-    pl_ledger *l = open_new(0, 0);
+    pl_ledger *l = tu_open_new(0, 0);
     pl_time now = pl_time_now();
     struct {
         const char *entity, *field, *meta;
@@ -394,7 +375,7 @@ START_TEST(test_audit_iterator)
     tu_config(&cfg, 0);
     cfg.pool_size = 1;
     cfg.pool_wait_timeout_ms = 3000;
-    pl_ledger *l = open_fresh(&cfg);
+    pl_ledger *l = tu_open_fresh(&cfg);
     enum { N = 2500, BATCH = 500 };
     static pl_receipt rec[N];
     static char ent[N][24];
@@ -535,7 +516,7 @@ static long status_kb(const char *field)
 
 START_TEST(test_audit_memory_bounded)
 {
-    pl_ledger *l = open_new(0, 0);
+    pl_ledger *l = tu_open_new(0, 0);
     enum { N = 50000 };
     /* 50,000 records of 4 kB values: a 200 MB report, written with SQL. */
     free(tu_sql("INSERT INTO provenance_ledger (entity_id, field_name, new_value, valid_time_start, source_type) "
@@ -581,7 +562,7 @@ END_TEST
 
 START_TEST(test_search_metadata)
 {
-    pl_ledger *l = open_new(0, 0);
+    pl_ledger *l = tu_open_new(0, 0);
     /* 20,000 records, 50 of them in batch b1. */
     free(tu_sql("INSERT INTO provenance_ledger (entity_id, field_name, new_value, valid_time_start, source_type, metadata) "
                 "SELECT 's_' || i, 'f', '1', now(), 'import', jsonb_build_object('import_batch_id', "
@@ -729,7 +710,7 @@ static json_t *alert(json_t *h, const char *name, const char *about)
 
 START_TEST(test_health)
 {
-    pl_ledger *l = open_new(0, 0);
+    pl_ledger *l = tu_open_new(0, 0);
     for (int i = 0; i < 5; i++) {
         char e[16];
         snprintf(e, sizeof e, "h%d", i);
@@ -828,7 +809,7 @@ static uint64_t lookups(pl_ledger *l)
 
 START_TEST(test_health_cache_alert)
 {
-    pl_ledger *l = open_new(1, 0);
+    pl_ledger *l = tu_open_new(1, 0);
     /* Distinct questions only: every lookup misses. */
     int k = 0;
     while (lookups(l) < 999 && k < 5000) {
@@ -865,7 +846,7 @@ START_TEST(test_through_pgbouncer)
     tu_config(&cfg, 0);
     cfg.pg_conninfo = bouncer;
     cfg.pool_size = 2;
-    pl_ledger *l = open_fresh(&cfg);
+    pl_ledger *l = tu_open_fresh(&cfg);
     pl_change ch[1200];
     char ent[1200][16];
     for (int i = 0; i < 1200; i++) {

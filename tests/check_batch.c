@@ -5,14 +5,12 @@
  * SPDX-License-Identifier: MIT */
 #include "testutil.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define require(expr, ...)                                                  \
@@ -28,83 +26,21 @@
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pl_change make_change(const char *entity, const char *field, const char *value)
-{
-    pl_change c = PL_CHANGE_INIT;
-    c.entity_id = entity;
-    c.field_name = field;
-    c.new_value = value;
-    c.source_type = "test";
-    return c;
-}
-
-static PGconn *raw_open(void)
-{
-    PGconn *pg = PQconnectdb(getenv("PL_TEST_PG"));
-    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "raw connect: %s", PQerrorMessage(pg));
-    const char *v[1] = {tu_schema()};
-    PGresult *r = PQexecParams(pg, "SELECT set_config('search_path', $1, false)", 1, NULL, v, NULL,
-                               NULL, 0);
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "search_path: %s", PQerrorMessage(pg));
-    PQclear(r);
-    return pg;
-}
-
-static PGresult *raw_q(PGconn *pg, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    ck_assert_msg(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "SQL failed: %s\n%s", sql,
-                  PQerrorMessage(pg));
-    return r;
-}
-
-static void raw_exec(PGconn *pg, const char *sql)
-{
-    PQclear(raw_q(pg, sql, 0, NULL));
-}
-
-static long long raw_ll(PGconn *pg, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = raw_q(pg, sql, n, params);
-    ck_assert_msg(PQntuples(r) >= 1 && !PQgetisnull(r, 0, 0), "no value from: %s", sql);
-    long long v = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return v;
-}
-
-/* One number from SQL with one text parameter, on a fresh connection. */
-static long long q1(const char *sql, const char *param)
-{
-    PGconn *pg = raw_open();
-    const char *p[1] = {param};
-    long long v = raw_ll(pg, sql, param ? 1 : 0, p);
-    PQfinish(pg);
-    return v;
-}
-
 /* Everything a write could have left behind for entities LIKE pattern:
  * ledger rows, heads, latest-state rows, idempotency rows. */
 static long long traces(const char *like)
 {
-    return q1("SELECT (SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1)"
-              " + (SELECT count(*) FROM entity_head WHERE entity_id LIKE $1)"
-              " + (SELECT count(*) FROM provenance_current WHERE entity_id LIKE $1)"
-              " + (SELECT count(*) FROM provenance_idempotency i JOIN provenance_ledger p"
-              "    ON p.id = i.id WHERE p.entity_id LIKE $1)",
-              like);
+    return tu_q1("SELECT (SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1)"
+                 " + (SELECT count(*) FROM entity_head WHERE entity_id LIKE $1)"
+                 " + (SELECT count(*) FROM provenance_current WHERE entity_id LIKE $1)"
+                 " + (SELECT count(*) FROM provenance_idempotency i JOIN provenance_ledger p"
+                 "    ON p.id = i.id WHERE p.entity_id LIKE $1)",
+                 like);
 }
 
 static long long rows_of(const char *entity)
 {
-    return q1("SELECT count(*) FROM provenance_ledger WHERE entity_id = $1", entity);
+    return tu_q1("SELECT count(*) FROM provenance_ledger WHERE entity_id = $1", entity);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -118,7 +54,7 @@ START_TEST(invalid_change_in_the_middle)
     char ent[10][32];
     for (int i = 0; i < 10; i++) {
         snprintf(ent[i], sizeof ent[i], "aon-inv-%d", i);
-        cs[i] = make_change(ent[i], "f", "1");
+        cs[i] = tu_change(ent[i], "f", "1");
     }
     cs[4].new_value = "{\"a\": 1, \"a\": 2}"; /* duplicate key */
     pl_receipt out[10];
@@ -143,7 +79,7 @@ START_TEST(invalid_change_in_the_middle)
     ck_assert_int_eq(traces("aon-inv-%"), 0);
 
     /* Two changes with one idempotency key in one batch. */
-    cs[9] = make_change(ent[9], "f", "1");
+    cs[9] = tu_change(ent[9], "f", "1");
     cs[2].idempotency_key = "aon-inv-key";
     cs[6].idempotency_key = "aon-inv-key";
     rc = pl_insert_batch(NULL, l, cs, 10);
@@ -160,7 +96,7 @@ START_TEST(invalid_change_in_the_middle)
     /* And the batch, once right, lands whole. */
     cs[6].idempotency_key = "aon-inv-key-2";
     tu_ok(pl_insert_batch(out, l, cs, 10));
-    ck_assert_int_eq(q1("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", "aon-inv-%"),
+    ck_assert_int_eq(tu_q1("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", "aon-inv-%"),
                      10);
     pl_close(l);
 }
@@ -172,7 +108,7 @@ static void past_valid_to_batch(const char *prefix, pl_change *cs, char ent[10][
 {
     for (int i = 0; i < 10; i++) {
         snprintf(ent[i], 32, "%s-%d", prefix, i % 4);
-        cs[i] = make_change(ent[i], i % 2 ? "f" : "g", "\"v\"");
+        cs[i] = tu_change(ent[i], i % 2 ? "f" : "g", "\"v\"");
     }
     cs[3].idempotency_key = NULL;
     cs[5].valid_to = pl_time_now() - HOUR_USEC; /* valid_from = the transaction time */
@@ -184,12 +120,12 @@ START_TEST(server_side_failure_writes_nothing)
     pl_change cs[10];
     char ent[10][32];
     /* Entities that already exist keep exactly what they had. */
-    pl_change seed = make_change("aon-srv-0", "f", "\"seed\"");
+    pl_change seed = tu_change("aon-srv-0", "f", "\"seed\"");
     tu_ok(pl_insert(NULL, l, &seed));
     long long before = traces("aon-srv-%");
-    long long head = q1("SELECT (extract(epoch FROM last_tt) * 1000000)::bigint FROM entity_head "
-                        "WHERE entity_id = $1",
-                        "aon-srv-0");
+    long long head = tu_q1("SELECT (extract(epoch FROM last_tt) * 1000000)::bigint FROM entity_head "
+                           "WHERE entity_id = $1",
+                           "aon-srv-0");
     past_valid_to_batch("aon-srv", cs, ent);
     cs[1].idempotency_key = "aon-srv-key";
     pl_receipt out[10];
@@ -197,19 +133,19 @@ START_TEST(server_side_failure_writes_nothing)
     ck_assert_msg(rc == PL_EINVAL, "-> %d (%s): %s", rc, pl_strerror(rc), pl_errmsg());
     ck_assert_msg(strstr(pl_errmsg(), "valid_to") != NULL, "%s", pl_errmsg());
     ck_assert_int_eq(traces("aon-srv-%"), before);
-    ck_assert_int_eq(q1("SELECT (extract(epoch FROM last_tt) * 1000000)::bigint FROM entity_head "
-                        "WHERE entity_id = $1",
-                        "aon-srv-0"),
+    ck_assert_int_eq(tu_q1("SELECT (extract(epoch FROM last_tt) * 1000000)::bigint FROM entity_head "
+                           "WHERE entity_id = $1",
+                           "aon-srv-0"),
                      head);
     /* The key was not consumed: the corrected batch lands. */
     cs[5].valid_to = PL_TIME_INFINITY;
     tu_ok(pl_insert_batch(out, l, cs, 10));
-    ck_assert_int_eq(q1("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", "aon-srv-%"),
+    ck_assert_int_eq(tu_q1("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", "aon-srv-%"),
                      11);
     /* Single inserts fail the same way. */
     cs[5].valid_to = pl_time_now() - HOUR_USEC;
     ck_assert_int_eq(pl_insert(NULL, l, &cs[5]), PL_EINVAL);
-    ck_assert_int_eq(q1("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", "aon-srv-%"),
+    ck_assert_int_eq(tu_q1("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", "aon-srv-%"),
                      11);
     pl_close(l);
 }
@@ -241,7 +177,7 @@ END_TEST
  * order. */
 static void check_receipts(pl_ledger *l, const pl_change *cs, const pl_receipt *out, size_t n)
 {
-    PGconn *pg = raw_open();
+    PGconn *pg = tu_raw_open();
     /* One round trip: the stored (entity, field, value) of every id. */
     size_t cap = n * 24 + 16;
     char *ids = malloc(cap);
@@ -251,12 +187,12 @@ static void check_receipts(pl_ledger *l, const pl_change *cs, const pl_receipt *
         at += (size_t)snprintf(ids + at, cap - at, "%s%" PRId64, i ? "," : "", out[i].id);
     snprintf(ids + at, cap - at, "}");
     const char *p[1] = {ids};
-    PGresult *r = raw_q(pg,
-                        "SELECT u.ord, p.entity_id, p.field_name, p.new_value::text,"
-                        " (extract(epoch FROM p.transaction_time) * 1000000)::bigint"
-                        " FROM unnest($1::bigint[]) WITH ORDINALITY u(id, ord)"
-                        " LEFT JOIN provenance_ledger p ON p.id = u.id ORDER BY u.ord",
-                        1, p);
+    PGresult *r = tu_raw_q(pg,
+                           "SELECT u.ord, p.entity_id, p.field_name, p.new_value::text,"
+                           " (extract(epoch FROM p.transaction_time) * 1000000)::bigint"
+                           " FROM unnest($1::bigint[]) WITH ORDINALITY u(id, ord)"
+                           " LEFT JOIN provenance_ledger p ON p.id = u.id ORDER BY u.ord",
+                           1, p);
     ck_assert_int_eq(PQntuples(r), (int)n);
     for (size_t i = 0; i < n; i++) {
         require(!PQgetisnull(r, (int)i, 1), "receipt %zu: id %" PRId64 " is not in the ledger", i,
@@ -299,7 +235,7 @@ START_TEST(receipts_in_array_order)
         snprintf(ent[i], sizeof ent[i], "order-%d", (i * 7) % 5); /* interleaved entities */
         snprintf(field[i], sizeof field[i], "f%d", i % 3);
         snprintf(value[i], sizeof value[i], "{\"i\": %d}", i);
-        cs[i] = make_change(ent[i], field[i], value[i]);
+        cs[i] = tu_change(ent[i], field[i], value[i]);
     }
     pl_receipt out[N];
     tu_ok(pl_insert_batch(out, l, cs, N));
@@ -344,14 +280,14 @@ START_TEST(many_entities_one_batch)
     ck_assert(cs && ent && out);
     for (int i = 0; i < N; i++) {
         snprintf(ent[i], sizeof ent[i], "many-%04d", N - i); /* not in key order */
-        cs[i] = make_change(ent[i], "f", "true");
+        cs[i] = tu_change(ent[i], "f", "true");
     }
     tu_ok(pl_insert_batch(out, l, cs, N));
     check_receipts(l, cs, out, N);
-    ck_assert_int_eq(q1("SELECT count(*) FROM entity_head WHERE entity_id LIKE $1 AND record_count = 1",
-                        "many-%"),
+    ck_assert_int_eq(tu_q1("SELECT count(*) FROM entity_head WHERE entity_id LIKE $1 AND record_count = 1",
+                           "many-%"),
                      N);
-    ck_assert_int_eq(q1("SELECT count(*) FROM provenance_current WHERE entity_id LIKE $1", "many-%"), N);
+    ck_assert_int_eq(tu_q1("SELECT count(*) FROM provenance_current WHERE entity_id LIKE $1", "many-%"), N);
     free(cs);
     free(ent);
     free(out);
@@ -372,7 +308,7 @@ START_TEST(twenty_thousand_changes)
         snprintf(ent[e], sizeof ent[e], "big-%02d", e);
     for (int i = 0; i < N; i++) {
         snprintf(val[i], sizeof val[i], "%d", i);
-        cs[i] = make_change(ent[i % ENTITIES], (i / ENTITIES) % 2 ? "a" : "b", val[i]);
+        cs[i] = tu_change(ent[i % ENTITIES], (i / ENTITIES) % 2 ? "a" : "b", val[i]);
     }
     tu_ok(pl_insert_batch(out, l, cs, N));
 
@@ -384,21 +320,21 @@ START_TEST(twenty_thousand_changes)
         require(out[i].transaction_time > last[i % ENTITIES], "change %d: time not increasing", i);
         last[i % ENTITIES] = out[i].transaction_time;
     }
-    ck_assert_int_eq(q1("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", "big-%"), N);
-    ck_assert_int_eq(q1("SELECT count(DISTINCT id) FROM provenance_ledger WHERE entity_id LIKE $1", "big-%"),
+    ck_assert_int_eq(tu_q1("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", "big-%"), N);
+    ck_assert_int_eq(tu_q1("SELECT count(DISTINCT id) FROM provenance_ledger WHERE entity_id LIKE $1", "big-%"),
                      N);
-    ck_assert_int_eq(q1("SELECT sum(record_count) FROM entity_head WHERE entity_id LIKE $1", "big-%"), N);
+    ck_assert_int_eq(tu_q1("SELECT sum(record_count) FROM entity_head WHERE entity_id LIKE $1", "big-%"), N);
     /* Each entity's head holds the time of its last change (the last
      * ENTITIES changes are one per entity). */
     for (int e = 0; e < ENTITIES; e++) {
-        long long head = q1("SELECT (extract(epoch FROM last_tt) * 1000000)::bigint FROM entity_head "
-                            "WHERE entity_id = $1",
-                            ent[e]);
+        long long head = tu_q1("SELECT (extract(epoch FROM last_tt) * 1000000)::bigint FROM entity_head "
+                               "WHERE entity_id = $1",
+                               ent[e]);
         require(head == last[e], "%s: head %lld, last receipt %" PRId64, ent[e], head, last[e]);
     }
     /* Receipts match the stored rows, in one comparison on the server:
      * value i was stored with receipt i. */
-    PGconn *pg = raw_open();
+    PGconn *pg = tu_raw_open();
     size_t cap = (size_t)N * 24 + 16;
     char *ids = malloc(cap);
     ck_assert_ptr_nonnull(ids);
@@ -407,11 +343,11 @@ START_TEST(twenty_thousand_changes)
         at += (size_t)snprintf(ids + at, cap - at, "%s%" PRId64, i ? "," : "", out[i].id);
     snprintf(ids + at, cap - at, "}");
     const char *p[1] = {ids};
-    ck_assert_int_eq(raw_ll(pg,
-                            "SELECT count(*) FROM unnest($1::bigint[]) WITH ORDINALITY u(id, ord)"
-                            " JOIN provenance_ledger p ON p.id = u.id"
-                            " WHERE p.new_value = to_jsonb(u.ord - 1)",
-                            1, p),
+    ck_assert_int_eq(tu_raw_ll(pg,
+                               "SELECT count(*) FROM unnest($1::bigint[]) WITH ORDINALITY u(id, ord)"
+                               " JOIN provenance_ledger p ON p.id = u.id"
+                               " WHERE p.new_value = to_jsonb(u.ord - 1)",
+                               1, p),
                      N);
     free(ids);
     PQfinish(pg);
@@ -433,7 +369,7 @@ END_TEST
 START_TEST(same_key_twice_lands_once)
 {
     pl_ledger *l = tu_open(0);
-    pl_change c = make_change("idem-1", "f", "{\"x\": 1}");
+    pl_change c = tu_change("idem-1", "f", "{\"x\": 1}");
     c.idempotency_key = "idem-1-a";
     c.metadata = "{\"m\": true}";
     c.change_reason = "because";
@@ -479,7 +415,7 @@ END_TEST
 START_TEST(same_key_other_content_conflicts)
 {
     pl_ledger *l = tu_open(0);
-    pl_change c = make_change("idem-2", "f", "1");
+    pl_change c = tu_change("idem-2", "f", "1");
     c.idempotency_key = "idem-2-key";
     pl_receipt a;
     tu_ok(pl_insert(&a, l, &c));
@@ -505,7 +441,7 @@ START_TEST(same_key_other_content_conflicts)
     ck_assert_int_eq(rows_of("idem-2-other"), 0);
 
     /* In a batch: the conflicting change takes the good ones down with it. */
-    pl_change batch[3] = {make_change("idem-2-b", "f", "1"), v[0], make_change("idem-2-c", "f", "1")};
+    pl_change batch[3] = {tu_change("idem-2-b", "f", "1"), v[0], tu_change("idem-2-c", "f", "1")};
     batch[2].idempotency_key = "idem-2-fresh";
     ck_assert_int_eq(pl_insert_batch(NULL, l, batch, 3), PL_ECONFLICT);
     ck_assert_int_eq(traces("idem-2-b"), 0);
@@ -528,7 +464,7 @@ START_TEST(retried_batch_lands_once)
     for (int i = 0; i < N; i++) {
         snprintf(key[i], sizeof key[i], "retry-k%d", i);
         snprintf(val[i], sizeof val[i], "%d", i);
-        cs[i] = make_change(i % 2 ? "retry-a" : "retry-b", "f", val[i]);
+        cs[i] = tu_change(i % 2 ? "retry-a" : "retry-b", "f", val[i]);
         cs[i].idempotency_key = key[i];
     }
     /* The first half landed earlier, one at a time (say the client died
@@ -543,7 +479,7 @@ START_TEST(retried_batch_lands_once)
         ck_assert_int_eq(out[i].transaction_time, early[i].transaction_time);
     }
     check_receipts(l, cs, out, N);
-    ck_assert_int_eq(q1("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", "retry-%"), N);
+    ck_assert_int_eq(tu_q1("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", "retry-%"), N);
 
     /* The whole batch again: nothing new, the same receipts. */
     pl_receipt again[N];
@@ -552,8 +488,8 @@ START_TEST(retried_batch_lands_once)
         ck_assert_int_eq(again[i].id, out[i].id);
         ck_assert_int_eq(again[i].transaction_time, out[i].transaction_time);
     }
-    ck_assert_int_eq(q1("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", "retry-%"), N);
-    ck_assert_int_eq(q1("SELECT sum(record_count) FROM entity_head WHERE entity_id LIKE $1", "retry-%"), N);
+    ck_assert_int_eq(tu_q1("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", "retry-%"), N);
+    ck_assert_int_eq(tu_q1("SELECT sum(record_count) FROM entity_head WHERE entity_id LIKE $1", "retry-%"), N);
     pl_close(l);
 }
 END_TEST
@@ -567,7 +503,7 @@ START_TEST(mixed_keyed_and_unkeyed)
     for (int i = 0; i < N; i++) {
         snprintf(key[i], sizeof key[i], "mixed-k%d", i);
         snprintf(val[i], sizeof val[i], "%d", i);
-        cs[i] = make_change("mixed-1", i % 3 ? "f" : "g", val[i]);
+        cs[i] = tu_change("mixed-1", i % 3 ? "f" : "g", val[i]);
         cs[i].idempotency_key = i % 2 == 0 ? key[i] : NULL;
     }
     pl_receipt a[N], b[N];
@@ -584,7 +520,7 @@ START_TEST(mixed_keyed_and_unkeyed)
     }
     check_receipts(l, cs, b, N);
     ck_assert_int_eq(rows_of("mixed-1"), N + N / 2);
-    ck_assert_int_eq(q1("SELECT record_count FROM entity_head WHERE entity_id = $1", "mixed-1"), N + N / 2);
+    ck_assert_int_eq(tu_q1("SELECT record_count FROM entity_head WHERE entity_id = $1", "mixed-1"), N + N / 2);
     /* The latest state follows the ledger: the newest "f" is the unkeyed
      * change 5 of the second batch. */
     pl_result *r = NULL;
@@ -609,7 +545,7 @@ static void *racer_main(void *arg)
     for (int i = 0; i < r->rounds; i++) {
         char key[32];
         snprintf(key, sizeof key, "race-k%d", i);
-        pl_change c = make_change("race-1", "f", "{\"same\": true}");
+        pl_change c = tu_change("race-1", "f", "{\"same\": true}");
         c.idempotency_key = key;
         pthread_barrier_wait(r->bar);
         r->rc[i] = pl_insert(&r->out[i], r->l, &c);
@@ -643,8 +579,8 @@ START_TEST(concurrent_retries_land_once)
                 "round %d: receipts %" PRId64 " and %" PRId64 " differ", i, out[0][i].id, out[1][i].id);
     }
     ck_assert_int_eq(rows_of("race-1"), ROUNDS);
-    ck_assert_int_eq(q1("SELECT count(DISTINCT idempotency_key) FROM provenance_ledger WHERE entity_id = $1",
-                        "race-1"),
+    ck_assert_int_eq(tu_q1("SELECT count(DISTINCT idempotency_key) FROM provenance_ledger WHERE entity_id = $1",
+                           "race-1"),
                      ROUNDS);
     pl_close(l);
 }
@@ -667,7 +603,7 @@ typedef struct pending_insert {
 static void *pending_main(void *arg)
 {
     pending_insert *p = arg;
-    pl_change c = make_change(p->entity, "f", "\"second\"");
+    pl_change c = tu_change(p->entity, "f", "\"second\"");
     c.idempotency_key = p->key;
     p->rc = pl_insert(&p->receipt, p->l, &c);
     snprintf(p->msg, sizeof p->msg, "%s", pl_errmsg());
@@ -683,11 +619,11 @@ static long long blocked_behind(PGconn *pg, int holder, long long except)
     snprintf(h, sizeof h, "%d", holder);
     snprintf(e, sizeof e, "%lld", except);
     const char *p[2] = {h, e};
-    PGresult *r = raw_q(pg,
-                        "SELECT pid FROM pg_stat_activity WHERE application_name = 'libprovledger'"
-                        " AND wait_event_type = 'Lock' AND $1::int = ANY (pg_blocking_pids(pid))"
-                        " AND pid <> $2::int",
-                        2, p);
+    PGresult *r = tu_raw_q(pg,
+                           "SELECT pid FROM pg_stat_activity WHERE application_name = 'libprovledger'"
+                           " AND wait_event_type = 'Lock' AND $1::int = ANY (pg_blocking_pids(pid))"
+                           " AND pid <> $2::int",
+                           2, p);
     long long pid = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : 0;
     PQclear(r);
     return pid;
@@ -698,11 +634,11 @@ static long long blocked_behind(PGconn *pg, int holder, long long except)
  * second attempt was seen blocking (the library retried). */
 static int break_mid_statement(pl_ledger *l, pending_insert *p)
 {
-    PGconn *holder = raw_open();
-    PGconn *admin = raw_open();
-    raw_exec(holder, "BEGIN");
+    PGconn *holder = tu_raw_open();
+    PGconn *admin = tu_raw_open();
+    tu_raw_exec(holder, "BEGIN");
     const char *ep[1] = {p->entity};
-    PQclear(raw_q(holder, "SELECT entity_id FROM entity_head WHERE entity_id = $1 FOR UPDATE", 1, ep));
+    PQclear(tu_raw_q(holder, "SELECT entity_id FROM entity_head WHERE entity_id = $1 FOR UPDATE", 1, ep));
     int hpid = PQbackendPID(holder);
 
     pthread_t th;
@@ -713,22 +649,22 @@ static int break_mid_statement(pl_ledger *l, pending_insert *p)
     for (int i = 0; i < 1000 && !victim; i++) {
         victim = blocked_behind(admin, hpid, 0);
         if (!victim)
-            sleep_ms(10);
+            tu_sleep_ms(10);
     }
     ck_assert_msg(victim != 0, "the library's pl_insert never blocked behind the lock");
     char v[24];
     snprintf(v, sizeof v, "%lld", victim);
     const char *pv[1] = {v};
-    ck_assert_int_eq(raw_ll(admin, "SELECT pg_terminate_backend($1::int)::int", 1, pv), 1);
+    ck_assert_int_eq(tu_raw_ll(admin, "SELECT pg_terminate_backend($1::int)::int", 1, pv), 1);
 
     /* Either the call returns, or its retry blocks behind the lock again. */
     int retried = 0;
     for (int i = 0; i < 500 && !atomic_load(&p->done) && !retried; i++) {
         retried = blocked_behind(admin, hpid, victim) != 0;
         if (!retried)
-            sleep_ms(10);
+            tu_sleep_ms(10);
     }
-    raw_exec(holder, "COMMIT");
+    tu_raw_exec(holder, "COMMIT");
     pthread_join(th, NULL);
     PQfinish(holder);
     PQfinish(admin);
@@ -738,7 +674,7 @@ static int break_mid_statement(pl_ledger *l, pending_insert *p)
 START_TEST(broken_mid_statement_keyed_lands_once)
 {
     pl_ledger *l = tu_open(0);
-    pl_change first = make_change("x-break-k", "f", "\"first\"");
+    pl_change first = tu_change("x-break-k", "f", "\"first\"");
     tu_ok(pl_insert(NULL, l, &first));
     pending_insert p;
     memset(&p, 0, sizeof p);
@@ -749,10 +685,10 @@ START_TEST(broken_mid_statement_keyed_lands_once)
                   pl_strerror(p.rc), p.msg);
     ck_assert_msg(retried, "the library did not retry the keyed write");
     ck_assert_int_eq(rows_of("x-break-k"), 2);
-    ck_assert_int_eq(q1("SELECT id FROM provenance_ledger WHERE idempotency_key = $1", "x-break-key"),
+    ck_assert_int_eq(tu_q1("SELECT id FROM provenance_ledger WHERE idempotency_key = $1", "x-break-key"),
                      p.receipt.id);
     /* And a retry by the caller returns the same receipt. */
-    pl_change again = make_change("x-break-k", "f", "\"second\"");
+    pl_change again = tu_change("x-break-k", "f", "\"second\"");
     again.idempotency_key = "x-break-key";
     pl_receipt r;
     tu_ok(pl_insert(&r, l, &again));
@@ -765,7 +701,7 @@ END_TEST
 START_TEST(broken_mid_statement_unkeyed_is_unknown)
 {
     pl_ledger *l = tu_open(0);
-    pl_change first = make_change("x-break-u", "f", "\"first\"");
+    pl_change first = tu_change("x-break-u", "f", "\"first\"");
     tu_ok(pl_insert(NULL, l, &first));
     pending_insert p;
     memset(&p, 0, sizeof p);
@@ -779,9 +715,9 @@ START_TEST(broken_mid_statement_unkeyed_is_unknown)
     /* ...and the database says the killed statement wrote nothing: it was
      * waiting for the lock when it died. */
     ck_assert_int_eq(rows_of("x-break-u"), 1);
-    ck_assert_int_eq(q1("SELECT record_count FROM entity_head WHERE entity_id = $1", "x-break-u"), 1);
+    ck_assert_int_eq(tu_q1("SELECT record_count FROM entity_head WHERE entity_id = $1", "x-break-u"), 1);
     /* The handle goes on working. */
-    pl_change next = make_change("x-break-u", "f", "\"third\"");
+    pl_change next = tu_change("x-break-u", "f", "\"third\"");
     tu_ok(pl_insert(NULL, l, &next));
     ck_assert_int_eq(rows_of("x-break-u"), 2);
     pl_close(l);
@@ -807,7 +743,7 @@ static pl_ledger *open_import(int allow)
 START_TEST(import_needs_opt_in)
 {
     pl_ledger *l = open_import(0);
-    pl_change c = make_change("imp-0", "f", "1");
+    pl_change c = tu_change("imp-0", "f", "1");
     pl_time t = pl_time_now() - HOUR_USEC;
     ck_assert_int_eq(pl_import_batch(NULL, l, &c, &t, 1), PL_EPERM);
     ck_assert_msg(strstr(pl_errmsg(), "allow_import") != NULL, "%s", pl_errmsg());
@@ -824,10 +760,10 @@ START_TEST(import_ordering_rules)
     pl_change cs[4];
     /* History of two entities, interleaved; the same instant for two
      * entities is fine; one long ago (its own monthly partition). */
-    cs[0] = make_change("imp-a", "f", "\"a0\"");
-    cs[1] = make_change("imp-b", "f", "\"b0\"");
-    cs[2] = make_change("imp-a", "f", "\"a1\"");
-    cs[3] = make_change("imp-b", "f", "\"b1\"");
+    cs[0] = tu_change("imp-a", "f", "\"a0\"");
+    cs[1] = tu_change("imp-b", "f", "\"b0\"");
+    cs[2] = tu_change("imp-a", "f", "\"a1\"");
+    cs[3] = tu_change("imp-b", "f", "\"b1\"");
     tu_ok(pl_time_parse(&t[0], "2003-02-01T10:00:00.000001Z"));
     t[1] = t[0];
     t[2] = now - 2 * HOUR_USEC;
@@ -850,13 +786,13 @@ START_TEST(import_ordering_rules)
 
     long long before = traces("imp-%");
     /* Not increasing within the batch. */
-    pl_change bad[2] = {make_change("imp-c", "f", "1"), make_change("imp-c", "f", "2")};
+    pl_change bad[2] = {tu_change("imp-c", "f", "1"), tu_change("imp-c", "f", "2")};
     pl_time bt[2] = {now - 3 * HOUR_USEC, now - 3 * HOUR_USEC};
     ck_assert_int_eq(pl_import_batch(NULL, l, bad, bt, 2), PL_ECONFLICT);
     bt[1] = bt[0] - 1;
     ck_assert_int_eq(pl_import_batch(NULL, l, bad, bt, 2), PL_ECONFLICT);
     /* Not after the entity's last time. */
-    pl_change late = make_change("imp-a", "f", "\"late\"");
+    pl_change late = tu_change("imp-a", "f", "\"late\"");
     pl_time lt = t[2];
     ck_assert_int_eq(pl_import_batch(NULL, l, &late, &lt, 1), PL_ECONFLICT);
     lt = t[2] - HOUR_USEC;
@@ -872,14 +808,14 @@ START_TEST(import_ordering_rules)
     ck_assert_int_eq(pl_import_batch(NULL, l, &late, &lt, 1), PL_EINVAL);
     ck_assert_int_eq(pl_import_batch(NULL, l, &late, NULL, 1), PL_EINVAL);
     /* A good change in the same batch as a bad one is not written. */
-    pl_change two[2] = {make_change("imp-d", "f", "1"), late};
+    pl_change two[2] = {tu_change("imp-d", "f", "1"), late};
     pl_time tt2[2] = {now - HOUR_USEC, t[2] - 1};
     ck_assert_int_eq(pl_import_batch(NULL, l, two, tt2, 2), PL_ECONFLICT);
     ck_assert_int_eq(traces("imp-%"), before);
 
     /* After an import, ordinary writes come later still. */
     pl_receipt w;
-    pl_change next = make_change("imp-b", "f", "\"b2\"");
+    pl_change next = tu_change("imp-b", "f", "\"b2\"");
     tu_ok(pl_insert(&w, l, &next));
     ck_assert_int_gt(w.transaction_time, t[3]);
     ck_assert_int_gt(w.transaction_time, now);
@@ -895,7 +831,7 @@ START_TEST(import_with_keys)
 {
     pl_ledger *l = open_import(1);
     pl_time now = pl_time_now();
-    pl_change c = make_change("imp-k", "f", "1");
+    pl_change c = tu_change("imp-k", "f", "1");
     c.idempotency_key = "imp-k-1";
     pl_time t = now - HOUR_USEC;
     pl_receipt a, b;

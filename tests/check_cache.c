@@ -273,7 +273,7 @@ START_TEST(test_import_invalidates)
     cfg.allow_import = 1;
     pl_ledger *l = tu_open_cfg(&cfg);
     pl_receipt r1 = ct_put(l, "imp", "f", "\"v1\"");
-    ct_sleep_ms(100);
+    tu_sleep_ms(100);
     pl_time t = pl_time_now() - 10000;
     ck_assert_int_gt(t - 20000, r1.transaction_time);
     pl_result *r = NULL;
@@ -596,7 +596,7 @@ static int time_attempt(pl_ledger *l, int attempt, pl_time offset_us)
     }
     ck_assert_uint_eq(s1.cache_hits, s0.cache_hits + 7); /* not-found answers included */
     while (pl_time_now() < boundary + 50000)
-        ct_sleep_ms(20);
+        tu_sleep_ms(20);
 
     /* No write since: the answers moved with the clock, each a miss. */
     ck_assert_int_eq(ct_expect(l, e1, "f", "\"new\"", "e1 after"), PL_ORIGIN_PRIMARY);

@@ -81,7 +81,7 @@ static double wait_for_hit(pl_ledger *l, const char *entity, const char *want, d
     while (tu_now_ms() - t0 < limit_ms) {
         if (ct_expect(l, entity, "f", want, "while recovering") == PL_ORIGIN_CACHE)
             return tu_now_ms() - t0;
-        ct_sleep_ms(50);
+        tu_sleep_ms(50);
     }
     return -1;
 }
@@ -182,7 +182,7 @@ START_TEST(test_redis_stopped)
     fprintf(stderr, "redis stopped: write %.1f ms\n", tu_now_ms() - t0);
     ct_expect(a, "down", "f", "\"v2\"", "a after the write, Redis down");
     ct_expect(b, "down", "f", "\"v2\"", "b after the write, Redis down");
-    ct_sleep_ms(200);
+    tu_sleep_ms(200);
     pl_stats_info s2 = ct_stats(a);
     ck_assert_uint_gt(s2.cache_degraded_us, s1.cache_degraded_us);
     ck_assert_int_ne(ct_stats(b).cache_degraded, 0);
@@ -279,7 +279,7 @@ START_TEST(test_stall_during_write)
         ct_expect(a, "lease", "f", "\"NEW-lease\"", "a with the old hash back");
         ct_expect(b, "lease", "f", "\"NEW-lease\"", "b with the old hash back");
         ct_expect(c, "lease", "f", "\"NEW-lease\"", "c with the old hash back");
-        ct_sleep_ms(25);
+        tu_sleep_ms(25);
     }
     pl_ledger *d = tu_open_cfg(&cfg);
     ct_expect(d, "lease", "f", "\"NEW-lease\"", "a new handle");
@@ -424,7 +424,7 @@ START_TEST(test_errors_readonly)
     for (int i = 0; i < 20; i++) {
         ct_expect(a, "ro", "f", "\"NEW-ro\"", "a after a write Redis refused");
         ct_expect(b, "ro", "f", "\"NEW-ro\"", "b after a write Redis refused");
-        ct_sleep_ms(20);
+        tu_sleep_ms(20);
     }
     /* The refused DEL left the old answer in Redis. */
     ck_assert_int_eq(ct_redis_values_with(key_prefix(), "OLD-ro", NULL), 1);
@@ -454,7 +454,7 @@ START_TEST(test_client_pause_write)
     ct_put(b, "pause", "f", "\"NEW-pause\"");
     while (tu_now_ms() - t0 < 2000) {
         ct_expect(a, "pause", "f", "\"NEW-pause\"", "a after a write during CLIENT PAUSE");
-        ct_sleep_ms(20);
+        tu_sleep_ms(20);
     }
     redis_restore();
     for (int i = 0; i < 10; i++)
@@ -493,14 +493,6 @@ END_TEST
 /* Eviction                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
 START_TEST(test_eviction)
 {
     enum { NENT = 80, VALUE_BYTES = 40000, OPS = 800 };
@@ -517,10 +509,10 @@ START_TEST(test_eviction)
     uint64_t seed = 42;
     int compared = 0;
     for (int op = 0; op < OPS; op++) {
-        int e = (int)(rng_next(&seed) % NENT);
+        int e = (int)(tu_rand64(&seed) % NENT);
         char entity[32];
         snprintf(entity, sizeof entity, "big-%d", e);
-        if (version[e] == 0 || rng_next(&seed) % 4 == 0) {
+        if (version[e] == 0 || tu_rand64(&seed) % 4 == 0) {
             version[e]++;
             int n = snprintf(value, 64, "\"%d-%d-", e, version[e]);
             value[n] = 'x';
@@ -581,7 +573,7 @@ START_TEST(test_external_writes_listener)
     fault_config(&cfg);
     cfg.listen_external_writes = 1;
     pl_ledger *a = tu_open_cfg(&cfg);
-    ct_sleep_ms(300); /* the listener connects in the background */
+    tu_sleep_ms(300); /* the listener connects in the background */
     ct_put(a, "ext", "f", "\"v1\"");
     ct_put(a, "ext2", "f", "\"w1\"");
     ct_expect(a, "ext", "f", "\"v1\"", "fill");
@@ -600,7 +592,7 @@ START_TEST(test_external_writes_listener)
             seen = tu_now_ms() - t0;
             break;
         }
-        ct_sleep_ms(10);
+        tu_sleep_ms(10);
     }
     fprintf(stderr, "external write seen after %.1f ms\n", seen);
     ck_assert_msg(seen >= 0, "a plain SQL insert was not seen within 5 s with the listener on");
@@ -625,7 +617,7 @@ START_TEST(test_external_writes_listener)
         free(v1);
         free(v2);
         if (!both)
-            ct_sleep_ms(10);
+            tu_sleep_ms(10);
     }
     ck_assert_msg(both, "a two-entity plain SQL insert was not seen within 5 s");
     pl_close(a);
@@ -670,7 +662,7 @@ START_TEST(test_external_writes_listener_from_open)
         seen = ct_streq(v, "\"from-sql\"");
         free(v);
         if (!seen)
-            ct_sleep_ms(20);
+            tu_sleep_ms(20);
     }
     ck_assert_msg(seen, "a plain SQL insert committed right after pl_open() (listener on) was "
                         "not seen within 5 s: the cached answer stays stale until its TTL");
@@ -710,7 +702,7 @@ static int ttl_attempt(unsigned ttl_ms, int attempt)
                   "got %s (origin %d)", v, origin);
     free(v);
     while (tu_now_ms() - filled < ttl_ms + 200)
-        ct_sleep_ms(20);
+        tu_sleep_ms(20);
     ck_assert_int_eq(ct_expect(a, entity, "f", "\"from-sql\"", "fresh after the TTL"),
                      PL_ORIGIN_PRIMARY);
     pl_close(a);

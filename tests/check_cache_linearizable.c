@@ -89,14 +89,6 @@ typedef struct worker {
     int failed;
 } worker;
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
 static op *next_op(worker *w)
 {
     if (w->nops == w->cap) {
@@ -126,10 +118,10 @@ static void *worker_main(void *arg)
             w->failed = 1;
             break;
         }
-        int key = (int)(rng_next(&seed) % NKEYS);
+        int key = (int)(tu_rand64(&seed) % NKEYS);
         const char *entity = entity_names[key / NFIELDS], *field = field_names[key % NFIELDS];
         o->key = (uint8_t)key;
-        if (rng_next(&seed) % 100 < WRITE_PERCENT) {
+        if (tu_rand64(&seed) % 100 < WRITE_PERCENT) {
             o->write = 1;
             o->value = (int64_t)w->proc * 1000000000 + (int64_t)w->thread * 1000000 + ++counter;
             char text[32];

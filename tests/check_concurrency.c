@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Like ck_assert_msg, but silent on success: in fork mode every passing
@@ -37,64 +36,6 @@
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
-
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pl_change make_change(const char *entity, const char *field, const char *value)
-{
-    pl_change c = PL_CHANGE_INIT;
-    c.entity_id = entity;
-    c.field_name = field;
-    c.new_value = value;
-    c.source_type = "test";
-    return c;
-}
-
-/* A raw connection to the primary with search_path = this test's schema. */
-static PGconn *raw_open(void)
-{
-    PGconn *pg = PQconnectdb(getenv("PL_TEST_PG"));
-    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "raw connect: %s", PQerrorMessage(pg));
-    const char *v[1] = {tu_schema()};
-    PGresult *r = PQexecParams(pg, "SELECT set_config('search_path', $1, false)", 1, NULL, v, NULL,
-                               NULL, 0);
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "search_path: %s", PQerrorMessage(pg));
-    PQclear(r);
-    return pg;
-}
-
-/* Runs SQL with text parameters; fails the test unless it succeeds. */
-static PGresult *raw_q(PGconn *pg, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    ck_assert_msg(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "SQL failed: %s\n%s", sql,
-                  PQerrorMessage(pg));
-    return r;
-}
-
-/* First column of the first row as a number (the query must return one). */
-static long long raw_ll(PGconn *pg, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = raw_q(pg, sql, n, params);
-    ck_assert_msg(PQntuples(r) >= 1 && !PQgetisnull(r, 0, 0), "no value from: %s", sql);
-    long long v = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return v;
-}
 
 static int cmp_receipt_tt(const void *a, const void *b)
 {
@@ -145,22 +86,22 @@ static void check_entity_order(pl_ledger *l, const char *entity, pl_receipt *rec
     }
     pl_result_free(h);
 
-    PGconn *pg = raw_open();
+    PGconn *pg = tu_raw_open();
     const char *p[1] = {entity};
-    ck_assert_int_eq(raw_ll(pg, "SELECT count(*) FROM provenance_ledger WHERE entity_id = $1", 1, p),
+    ck_assert_int_eq(tu_raw_ll(pg, "SELECT count(*) FROM provenance_ledger WHERE entity_id = $1", 1, p),
                      (long long)n);
-    ck_assert_int_eq(raw_ll(pg,
-                            "SELECT count(DISTINCT transaction_time) FROM provenance_ledger "
-                            "WHERE entity_id = $1",
-                            1, p),
+    ck_assert_int_eq(tu_raw_ll(pg,
+                               "SELECT count(DISTINCT transaction_time) FROM provenance_ledger "
+                               "WHERE entity_id = $1",
+                               1, p),
                      (long long)n);
-    long long head_tt = raw_ll(pg,
-                               "SELECT (extract(epoch FROM last_tt) * 1000000)::bigint "
-                               "FROM entity_head WHERE entity_id = $1",
-                               1, p);
+    long long head_tt = tu_raw_ll(pg,
+                                  "SELECT (extract(epoch FROM last_tt) * 1000000)::bigint "
+                                  "FROM entity_head WHERE entity_id = $1",
+                                  1, p);
     ck_assert_msg(head_tt == max_tt, "entity_head.last_tt %lld != max transaction time %" PRId64,
                   head_tt, max_tt);
-    ck_assert_int_eq(raw_ll(pg, "SELECT record_count FROM entity_head WHERE entity_id = $1", 1, p),
+    ck_assert_int_eq(tu_raw_ll(pg, "SELECT record_count FROM entity_head WHERE entity_id = $1", 1, p),
                      (long long)n);
     PQfinish(pg);
 }
@@ -196,7 +137,7 @@ static void *writer_main(void *arg)
     for (int i = 0; i < w->count; i++) {
         char value[64];
         snprintf(value, sizeof value, "{\"w\": %d, \"i\": %d}", w->index, i);
-        pl_change c = make_change(w->entity, "f", value);
+        pl_change c = tu_change(w->entity, "f", value);
         pl_receipt r;
         int rc = pl_insert(&r, w->l, &c);
         if (rc) {
@@ -311,7 +252,7 @@ static void *asof_writer_main(void *arg)
         int is_f = (i + w->index) % 3 != 0;
         char value[64];
         snprintf(value, sizeof value, "{\"w\": %d, \"i\": %d}", w->index, i);
-        pl_change c = make_change(ctx->entity, is_f ? "f" : "g", value);
+        pl_change c = tu_change(ctx->entity, is_f ? "f" : "g", value);
         pl_receipt r;
         int rc = pl_insert(&r, ctx->l, &c);
         if (rc) {
@@ -361,14 +302,14 @@ static void *asof_reader_main(void *arg)
         if (n > 0) {
             /* Half the time the newest published time: the one a writer
              * still in flight would most likely disturb. */
-            int k = (rnd(&rd->seed) & 1) ? n - 1 : (int)(rnd(&rd->seed) % (uint64_t)n);
+            int k = (tu_rand64(&rd->seed) & 1) ? n - 1 : (int)(tu_rand64(&rd->seed) % (uint64_t)n);
             o.t = ctx->pub.r[k].transaction_time;
             o.t_is_f = ctx->pub.is_f[k];
             o.t_id = ctx->pub.r[k].id;
         }
         pthread_mutex_unlock(&ctx->pub.mu);
         if (n == 0) {
-            sleep_ms(1);
+            tu_sleep_ms(1);
             continue;
         }
         int rc = ask(&o, ctx->l, ctx->entity, rd->flags);
@@ -545,7 +486,7 @@ static void check_result(mix_thread *t, const pl_result *r, const char *entity, 
 
 static void fill_valid(pl_change *c, uint64_t *seed, pl_time now)
 {
-    switch (rnd(seed) % 10) {
+    switch (tu_rand64(seed) % 10) {
     case 0: /* wholly past: never current */
         c->valid_from = now - 2 * HOUR_USEC;
         c->valid_to = now - HOUR_USEC;
@@ -570,18 +511,18 @@ static void *mix_main(void *arg)
      * starts a hundred threads slowly). */
     do {
         char entity[32], field[16], value[64];
-        mix_entity(entity, sizeof entity, t->pool, (int)(rnd(&t->seed) % MIX_ENTITIES));
-        snprintf(field, sizeof field, "f%d", (int)(rnd(&t->seed) % MIX_FIELDS));
-        unsigned flags = flag_choice[rnd(&t->seed) % 3];
+        mix_entity(entity, sizeof entity, t->pool, (int)(tu_rand64(&t->seed) % MIX_ENTITIES));
+        snprintf(field, sizeof field, "f%d", (int)(tu_rand64(&t->seed) % MIX_FIELDS));
+        unsigned flags = flag_choice[tu_rand64(&t->seed) % 3];
         pl_time now = pl_time_now();
-        pl_time past = now - (pl_time)(rnd(&t->seed) % (uint64_t)(2000 * 1000));
+        pl_time past = now - (pl_time)(tu_rand64(&t->seed) % (uint64_t)(2000 * 1000));
         pl_result *r = NULL;
         int rc;
-        int op = (int)(rnd(&t->seed) % 100);
+        int op = (int)(tu_rand64(&t->seed) % 100);
         if (op < 30) {
             snprintf(value, sizeof value, "{\"n\": %ld}", t->ops);
-            pl_change c = make_change(entity, field, value);
-            if (rnd(&t->seed) % 4 == 0)
+            pl_change c = tu_change(entity, field, value);
+            if (tu_rand64(&t->seed) % 4 == 0)
                 c.metadata = "{\"mix\": true}";
             fill_valid(&c, &t->seed, now);
             rc = pl_insert(NULL, t->l, &c);
@@ -591,8 +532,8 @@ static void *mix_main(void *arg)
             pl_change cs[3];
             char fields[3][16];
             for (int k = 0; k < 3; k++) {
-                snprintf(fields[k], sizeof fields[k], "f%d", (int)(rnd(&t->seed) % MIX_FIELDS));
-                cs[k] = make_change(entity, fields[k], "[1, 2, 3]");
+                snprintf(fields[k], sizeof fields[k], "f%d", (int)(tu_rand64(&t->seed) % MIX_FIELDS));
+                cs[k] = tu_change(entity, fields[k], "[1, 2, 3]");
                 fill_valid(&cs[k], &t->seed, now);
             }
             pl_receipt rec[3];
@@ -609,22 +550,22 @@ static void *mix_main(void *arg)
         } else if (op < 65) {
             pl_time tx[3] = {PL_TIME_NOW, PL_TIME_ANY, past};
             pl_time vt[3] = {PL_TIME_NOW, PL_TIME_ANY, past};
-            rc = pl_as_of(&r, t->l, entity, field, tx[rnd(&t->seed) % 3], vt[rnd(&t->seed) % 3],
+            rc = pl_as_of(&r, t->l, entity, field, tx[tu_rand64(&t->seed) % 3], vt[tu_rand64(&t->seed) % 3],
                           flags);
             check_result(t, r, entity, field, 0, 0);
         } else if (op < 75) {
             pl_time tx[3] = {PL_TIME_NOW, PL_TIME_ANY, past};
             pl_time vt[3] = {PL_TIME_NOW, PL_TIME_ANY, past};
-            rc = pl_snapshot(&r, t->l, entity, tx[rnd(&t->seed) % 3], vt[rnd(&t->seed) % 3], flags);
+            rc = pl_snapshot(&r, t->l, entity, tx[tu_rand64(&t->seed) % 3], vt[tu_rand64(&t->seed) % 3], flags);
             check_result(t, r, entity, NULL, 0, 1);
         } else if (op < 85) {
-            pl_time from = (rnd(&t->seed) & 1) ? PL_TIME_ANY : past;
-            pl_time to = (rnd(&t->seed) & 1) ? PL_TIME_NOW : PL_TIME_ANY;
-            const char *f = (rnd(&t->seed) & 1) ? field : NULL;
+            pl_time from = (tu_rand64(&t->seed) & 1) ? PL_TIME_ANY : past;
+            pl_time to = (tu_rand64(&t->seed) & 1) ? PL_TIME_NOW : PL_TIME_ANY;
+            const char *f = (tu_rand64(&t->seed) & 1) ? field : NULL;
             rc = pl_range(&r, t->l, entity, f, from, to, flags);
             check_result(t, r, entity, f, 1, 0);
         } else if (op < 93) {
-            const char *f = (rnd(&t->seed) & 1) ? field : NULL;
+            const char *f = (tu_rand64(&t->seed) & 1) ? field : NULL;
             rc = pl_history(&r, t->l, entity, f, flags);
             check_result(t, r, entity, f, 1, 0);
         } else if (op < 96) {
@@ -725,17 +666,17 @@ static void mixed_load(unsigned pool_size)
         ck_assert_msg(st.pool_waits > 0, "100 threads on %u connections never waited", pool_size);
 
     /* What the ledger holds is what was acknowledged. */
-    PGconn *pg = raw_open();
+    PGconn *pg = tu_raw_open();
     char pattern[32];
     snprintf(pattern, sizeof pattern, "mix%u-%%", pool_size);
     const char *like[1] = {pattern};
-    ck_assert_int_eq(raw_ll(pg, "SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", 1,
-                            like),
+    ck_assert_int_eq(tu_raw_ll(pg, "SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE $1", 1,
+                               like),
                      inserted);
-    ck_assert_int_eq(raw_ll(pg, "SELECT coalesce(sum(record_count), 0) FROM entity_head WHERE entity_id LIKE $1",
-                            1, like),
+    ck_assert_int_eq(tu_raw_ll(pg, "SELECT coalesce(sum(record_count), 0) FROM entity_head WHERE entity_id LIKE $1",
+                               1, like),
                      inserted);
-    ck_assert_int_eq(raw_ll(pg, CURRENT_MISMATCH_SQL, 1, like), 0);
+    ck_assert_int_eq(tu_raw_ll(pg, CURRENT_MISMATCH_SQL, 1, like), 0);
 
     /* And pl_current, answered from the latest-state table, agrees with a
      * direct reading of the ledger for every entity and field. */
@@ -745,11 +686,11 @@ static void mixed_load(unsigned pool_size)
             mix_entity(entity, sizeof entity, pool_size, e);
             snprintf(field, sizeof field, "f%d", f);
             const char *p[2] = {entity, field};
-            PGresult *d = raw_q(pg,
-                                "SELECT id FROM provenance_ledger WHERE entity_id = $1 AND field_name = $2"
-                                " AND valid_time_start <= now() AND valid_time_end > now()"
-                                " ORDER BY transaction_time DESC, id DESC LIMIT 1",
-                                2, p);
+            PGresult *d = tu_raw_q(pg,
+                                   "SELECT id FROM provenance_ledger WHERE entity_id = $1 AND field_name = $2"
+                                   " AND valid_time_start <= now() AND valid_time_end > now()"
+                                   " ORDER BY transaction_time DESC, id DESC LIMIT 1",
+                                   2, p);
             pl_result *r = NULL;
             int rc = pl_current(&r, l, entity, field, PL_REALTIME);
             if (PQntuples(d) == 0) {
@@ -804,7 +745,7 @@ static void *proc_writer_main(void *arg)
         char value[64];
         snprintf(value, sizeof value, "{\"pid\": %ld, \"t\": %d, \"i\": %d}", (long)getpid(),
                  w->index, i);
-        pl_change c = make_change(w->entity, "f", value);
+        pl_change c = tu_change(w->entity, "f", value);
         pl_receipt r;
         if (pl_insert(&r, w->l, &c) != PL_OK) {
             w->bad++;

@@ -8,14 +8,12 @@
  * SPDX-License-Identifier: MIT */
 #include "testutil.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define require(expr, ...)                                                  \
@@ -27,23 +25,6 @@
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pl_change make_change(const char *entity, const char *field, const char *value)
-{
-    pl_change c = PL_CHANGE_INIT;
-    c.entity_id = entity;
-    c.field_name = field;
-    c.new_value = value;
-    c.source_type = "test";
-    return c;
-}
 
 /* This process's own application_name, so that the library's sessions can
  * be told apart from every other test's in pg_stat_activity. */
@@ -68,49 +49,10 @@ static void config_named(pl_config *cfg, char *conninfo, size_t len)
     cfg->pg_conninfo = conninfo;
 }
 
-static PGconn *raw_open(void)
-{
-    PGconn *pg = PQconnectdb(getenv("PL_TEST_PG"));
-    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "raw connect: %s", PQerrorMessage(pg));
-    const char *v[1] = {tu_schema()};
-    PGresult *r = PQexecParams(pg, "SELECT set_config('search_path', $1, false)", 1, NULL, v, NULL,
-                               NULL, 0);
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "search_path: %s", PQerrorMessage(pg));
-    PQclear(r);
-    return pg;
-}
-
-static PGresult *raw_q(PGconn *pg, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    ck_assert_msg(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "SQL failed: %s\n%s", sql,
-                  PQerrorMessage(pg));
-    return r;
-}
-
-static void raw_exec(PGconn *pg, const char *sql)
-{
-    PQclear(raw_q(pg, sql, 0, NULL));
-}
-
-static long long raw_ll(PGconn *pg, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = raw_q(pg, sql, n, params);
-    ck_assert_msg(PQntuples(r) >= 1 && !PQgetisnull(r, 0, 0), "no value from: %s", sql);
-    long long v = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return v;
-}
-
 /* Rows of one entity, counted on a fresh connection. */
 static long long entity_rows(const char *entity)
 {
-    PGconn *pg = raw_open();
-    const char *p[1] = {entity};
-    long long n = raw_ll(pg, "SELECT count(*) FROM provenance_ledger WHERE entity_id = $1", 1, p);
-    PQfinish(pg);
-    return n;
+    return tu_q1("SELECT count(*) FROM provenance_ledger WHERE entity_id = $1", entity);
 }
 
 /* Waits (up to 10 s) until one of the library's sessions waits for a lock;
@@ -118,17 +60,12 @@ static long long entity_rows(const char *entity)
 static long long wait_for_blocked_session(PGconn *pg)
 {
     const char *p[1] = {app_name()};
-    for (int i = 0; i < 1000; i++) {
-        PGresult *r = raw_q(pg,
-                            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
-                            "AND wait_event_type = 'Lock'",
-                            1, p);
-        long long pid = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : 0;
-        PQclear(r);
-        if (pid)
-            return pid;
-        sleep_ms(10);
-    }
+    long long pid = tu_wait_ll(pg,
+                               "SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
+                               "AND wait_event_type = 'Lock'",
+                               1, p, 1000, 10);
+    if (pid)
+        return pid;
     ck_abort_msg("no session of %s ever waited for the lock", app_name());
     return 0;
 }
@@ -197,7 +134,7 @@ static int restart_op(restart_thread *t, long n)
     }
     char value[64], key[64];
     snprintf(value, sizeof value, "{\"n\": %ld}", n);
-    pl_change c = make_change(t->entity, "f", value);
+    pl_change c = tu_change(t->entity, "f", value);
     if (t->kind == 2) {
         snprintf(key, sizeof key, "%s-k%ld", t->entity, t->keys++);
         c.idempotency_key = key;
@@ -224,7 +161,7 @@ static void *restart_main(void *arg)
         if (phase == PAUSE) {
             atomic_fetch_add(&ctx->paused, 1);
             while (atomic_load(&ctx->phase) == PAUSE)
-                sleep_ms(2);
+                tu_sleep_ms(2);
             continue;
         }
         int rc = restart_op(t, n++);
@@ -242,7 +179,7 @@ static void *restart_main(void *arg)
                 snprintf(t->msg_after, sizeof t->msg_after, "%s", pl_errmsg());
             }
         }
-        sleep_ms(1);
+        tu_sleep_ms(1);
     }
     return NULL;
 }
@@ -269,7 +206,7 @@ START_TEST(restart_while_reading_and_writing)
         t[i].kind = i < READERS ? 0 : i < READERS + PLAIN_WRITERS ? 1 : 2;
         snprintf(t[i].entity, sizeof t[i].entity, "restart-%d", i);
         if (t[i].kind == 0) {
-            pl_change c = make_change(t[i].entity, "f", "\"seed\"");
+            pl_change c = tu_change(t[i].entity, "f", "\"seed\"");
             c.metadata = "{\"restart\": 1}";
             tu_ok(pl_insert(NULL, l, &c));
             c.source_type = "restart-audit";
@@ -278,18 +215,18 @@ START_TEST(restart_while_reading_and_writing)
     }
     for (int i = 0; i < THREADS; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, restart_main, &t[i]), 0);
-    sleep_ms(1000);
+    tu_sleep_ms(1000);
 
     /* Every thread idle between calls, then the restart: every pooled
      * connection dies under the library's feet. */
     atomic_store(&ctx.phase, PAUSE);
     while (atomic_load(&ctx.paused) < THREADS)
-        sleep_ms(5);
+        tu_sleep_ms(5);
     pl_stats_info before;
     tu_ok(pl_stats(&before, l, sizeof before));
     int ctl = tu_ctl("pg-restart");
     atomic_store(&ctx.phase, RUN_AFTER);
-    sleep_ms(2000);
+    tu_sleep_ms(2000);
     atomic_store(&ctx.phase, STOP);
     for (int i = 0; i < THREADS; i++)
         pthread_join(th[i], NULL);
@@ -303,7 +240,7 @@ START_TEST(restart_while_reading_and_writing)
     ck_assert_uint_gt(after.reconnects, before.reconnects);
     ck_assert_uint_le(after.pool_open, 8);
 
-    PGconn *pg = raw_open();
+    PGconn *pg = tu_raw_open();
     for (int i = 0; i < THREADS; i++) {
         restart_thread *x = &t[i];
         fprintf(stderr, "restart: thread %d (%s): %ld calls before, %ld after, %d errors after%s%s\n",
@@ -325,8 +262,8 @@ START_TEST(restart_while_reading_and_writing)
             ck_assert_msg(x->bad_codes == 0, "writer %d: an error other than ECONNECT/EUNKNOWN: %s",
                           i, x->msg_after);
             const char *p[1] = {x->entity};
-            long long rows = raw_ll(pg, "SELECT count(*) FROM provenance_ledger WHERE entity_id = $1",
-                                    1, p);
+            long long rows = tu_raw_ll(pg, "SELECT count(*) FROM provenance_ledger WHERE entity_id = $1",
+                                       1, p);
             ck_assert_msg(rows >= x->ok_writes && rows <= x->ok_writes + x->maybe,
                           "writer %d: %lld rows for %ld acknowledged and %ld unknown writes", i, rows,
                           x->ok_writes, x->maybe);
@@ -337,10 +274,10 @@ START_TEST(restart_while_reading_and_writing)
             ck_assert_msg(x->errors_after == 0, "keyed writer %d: %d errors after the restart: %s", i,
                           x->errors_after, x->msg_after);
             const char *p[1] = {x->entity};
-            ck_assert_int_eq(raw_ll(pg,
-                                    "SELECT count(*) FROM (SELECT idempotency_key FROM provenance_ledger "
-                                    "WHERE entity_id = $1 GROUP BY 1 HAVING count(*) > 1) d",
-                                    1, p),
+            ck_assert_int_eq(tu_raw_ll(pg,
+                                       "SELECT count(*) FROM (SELECT idempotency_key FROM provenance_ledger "
+                                       "WHERE entity_id = $1 GROUP BY 1 HAVING count(*) > 1) d",
+                                       1, p),
                              0);
         }
     }
@@ -375,7 +312,7 @@ START_TEST(stopped_then_started)
     tu_config(&cfg, 0);
     cfg.pool_size = 4;
     pl_ledger *l = tu_open_cfg(&cfg);
-    pl_change c = make_change("stop-1", "f", "1");
+    pl_change c = tu_change("stop-1", "f", "1");
     tu_ok(pl_insert(NULL, l, &c));
     pl_result *r = NULL;
     tu_ok(pl_current(&r, l, "stop-1", "f", 0));
@@ -432,7 +369,7 @@ START_TEST(stopped_first_call_is_a_write)
 {
     ensure_pg_up();
     pl_ledger *l = tu_open(0);
-    pl_change c = make_change("stop-2", "f", "1");
+    pl_change c = tu_change("stop-2", "f", "1");
     tu_ok(pl_insert(NULL, l, &c));
     ck_assert_int_eq(tu_ctl("pg-stop"), 0);
     c.new_value = "2";
@@ -467,16 +404,16 @@ START_TEST(statement_timeout_on_lock)
     cfg.statement_timeout_ms = 300;
     cfg.pool_size = 1;
     pl_ledger *l = tu_open_cfg(&cfg);
-    pl_change c = make_change("timeout-1", "f", "1");
+    pl_change c = tu_change("timeout-1", "f", "1");
     tu_ok(pl_insert(NULL, l, &c));
 
-    PGconn *pg = raw_open();
+    PGconn *pg = tu_raw_open();
     const char *app[1] = {app_name()};
-    long long backend = raw_ll(pg, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", 1, app);
+    long long backend = tu_raw_ll(pg, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", 1, app);
 
     /* A write blocked by a lock. */
-    raw_exec(pg, "BEGIN");
-    raw_exec(pg, "LOCK TABLE entity_head IN ACCESS EXCLUSIVE MODE");
+    tu_raw_exec(pg, "BEGIN");
+    tu_raw_exec(pg, "LOCK TABLE entity_head IN ACCESS EXCLUSIVE MODE");
     c.new_value = "2";
     double t0 = tu_now_ms();
     int rc = pl_insert(NULL, l, &c);
@@ -485,26 +422,26 @@ START_TEST(statement_timeout_on_lock)
                   pl_errmsg());
     ck_assert_str_ne(pl_errmsg(), "");
     ck_assert_msg(ms >= 290, "timed out after %.0f ms, before the 300 ms statement timeout", ms);
-    raw_exec(pg, "ROLLBACK");
+    tu_raw_exec(pg, "ROLLBACK");
     ck_assert_int_eq(entity_rows("timeout-1"), 1);
 
     /* A keyed write too: nothing written, and a retry lands it once. */
-    raw_exec(pg, "BEGIN");
-    raw_exec(pg, "LOCK TABLE entity_head IN ACCESS EXCLUSIVE MODE");
+    tu_raw_exec(pg, "BEGIN");
+    tu_raw_exec(pg, "LOCK TABLE entity_head IN ACCESS EXCLUSIVE MODE");
     c.idempotency_key = "timeout-1-key";
     rc = pl_insert(NULL, l, &c);
     ck_assert_msg(rc == PL_ETIMEOUT, "blocked keyed pl_insert -> %d: %s", rc, pl_errmsg());
-    raw_exec(pg, "ROLLBACK");
+    tu_raw_exec(pg, "ROLLBACK");
     ck_assert_int_eq(entity_rows("timeout-1"), 1);
 
     /* A read blocked by a lock. */
-    raw_exec(pg, "BEGIN");
-    raw_exec(pg, "LOCK TABLE provenance_ledger IN ACCESS EXCLUSIVE MODE");
+    tu_raw_exec(pg, "BEGIN");
+    tu_raw_exec(pg, "LOCK TABLE provenance_ledger IN ACCESS EXCLUSIVE MODE");
     pl_result *r = NULL;
     rc = pl_history(&r, l, "timeout-1", NULL, 0);
     ck_assert_msg(rc == PL_ETIMEOUT, "blocked pl_history -> %d: %s", rc, pl_errmsg());
     ck_assert_ptr_null(r);
-    raw_exec(pg, "ROLLBACK");
+    tu_raw_exec(pg, "ROLLBACK");
 
     /* The same connection is usable afterwards. */
     tu_ok(pl_insert(NULL, l, &c));
@@ -516,7 +453,7 @@ START_TEST(statement_timeout_on_lock)
     ck_assert_str_eq(pl_result_get(r, 1)->new_value, "2");
     ck_assert_str_eq(pl_result_get(r, 2)->new_value, "3");
     pl_result_free(r);
-    ck_assert_int_eq(raw_ll(pg, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", 1, app),
+    ck_assert_int_eq(tu_raw_ll(pg, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", 1, app),
                      backend);
     pl_stats_info st;
     tu_ok(pl_stats(&st, l, sizeof st));
@@ -540,7 +477,7 @@ typedef struct blocked_call {
 static void *blocked_insert(void *arg)
 {
     blocked_call *b = arg;
-    pl_change c = make_change("poolwait-1", "f", "2");
+    pl_change c = tu_change("poolwait-1", "f", "2");
     b->rc = pl_insert(NULL, b->l, &c);
     snprintf(b->msg, sizeof b->msg, "%s", pl_errmsg());
     return NULL;
@@ -557,12 +494,12 @@ START_TEST(pool_wait_timeout)
     cfg.pool_wait_timeout_ms = 200;
     cfg.statement_timeout_ms = 20000;
     pl_ledger *l = tu_open_cfg(&cfg);
-    pl_change c = make_change("poolwait-1", "f", "1");
+    pl_change c = tu_change("poolwait-1", "f", "1");
     tu_ok(pl_insert(NULL, l, &c));
 
-    PGconn *pg = raw_open();
-    raw_exec(pg, "BEGIN");
-    raw_exec(pg, "LOCK TABLE entity_head IN ACCESS EXCLUSIVE MODE");
+    PGconn *pg = tu_raw_open();
+    tu_raw_exec(pg, "BEGIN");
+    tu_raw_exec(pg, "LOCK TABLE entity_head IN ACCESS EXCLUSIVE MODE");
     blocked_call b = {l, 0, ""};
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, blocked_insert, &b), 0);
@@ -581,7 +518,7 @@ START_TEST(pool_wait_timeout)
     c.new_value = "3";
     ck_assert_int_eq(pl_insert(NULL, l, &c), PL_ETIMEOUT);
 
-    raw_exec(pg, "COMMIT");
+    tu_raw_exec(pg, "COMMIT");
     pthread_join(th, NULL);
     ck_assert_msg(b.rc == PL_OK, "the blocked insert -> %d: %s", b.rc, b.msg);
     tu_ok(pl_current(&r, l, "poolwait-1", "f", 0));

@@ -30,22 +30,10 @@
 static pl_ledger *L;
 static PGconn *DB; /* for checking what the database holds */
 
-static void quiet(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg;
-}
-
 static void setup(void)
 {
     L = tu_open(0);
-    DB = PQconnectdb(getenv("PL_TEST_PG"));
-    ck_assert_msg(PQstatus(DB) == CONNECTION_OK, "connect: %s", PQerrorMessage(DB));
-    PQsetNoticeProcessor(DB, quiet, NULL);
-    const char *v[1] = {tu_schema()};
-    PGresult *r = PQexecParams(DB, "SELECT set_config('search_path', $1, false)", 1, NULL, v, NULL, NULL, 0);
-    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-    PQclear(r);
+    DB = tu_raw_open();
 }
 
 static void teardown(void)

@@ -70,13 +70,9 @@ static void sleep_until(pl_time t)
 static pl_receipt ins_(pl_ledger *l, const char *e, const char *f, const char *v, pl_time from,
                        pl_time to, int line)
 {
-    pl_change c = PL_CHANGE_INIT;
-    c.entity_id = e;
-    c.field_name = f;
-    c.new_value = v;
+    pl_change c = tu_change(e, f, v);
     c.valid_from = from;
     c.valid_to = to;
-    c.source_type = "test";
     pl_receipt r = {0, 0};
     int rc = pl_insert(&r, l, &c);
     require(rc == PL_OK, "line %d: insert %s/%s=%s -> %d %s", line, e, f, v, rc, pl_errmsg());
@@ -221,25 +217,6 @@ static void want_empty_(int rc, pl_result *r, const char *what, int line)
 
 /* --- raw SQL on our own connections -------------------------------------- */
 
-static void quiet(void *arg, const char *msg)
-{
-    (void)arg;
-    (void)msg;
-}
-
-static PGconn *db_open(const char *conninfo, const char *schema)
-{
-    PGconn *c = PQconnectdb(conninfo);
-    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
-    PQsetNoticeProcessor(c, quiet, NULL);
-    const char *v[1] = {schema};
-    PGresult *r = PQexecParams(c, "SELECT set_config('search_path', $1, false)", 1, NULL, v, NULL,
-                               NULL, 0);
-    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-    PQclear(r);
-    return c;
-}
-
 /* Runs sql with text parameters. On success returns every row ("|" between
  * columns, "\n" after each row), malloc'd, and clears *state; on an error
  * stores the SQLSTATE in *state and returns NULL, or fails the test when
@@ -371,7 +348,7 @@ static void *migrate_thread(void *arg)
 
 static void check_migrated(const char *schema)
 {
-    PGconn *c = db_open(getenv("PL_TEST_PG"), schema);
+    PGconn *c = tu_db_open(getenv("PL_TEST_PG"), schema);
     ck_assert_int_eq(db_ll(c, "SELECT count(*) FROM schema_version", 0, NULL), PL_SCHEMA_VERSION);
     ck_assert_int_eq(db_ll(c, "SELECT count(*) FROM ledger_meta", 0, NULL), 1);
     ck_assert_int_eq(db_ll(c, "SELECT count(*) FROM cache_state", 0, NULL), 1);
@@ -698,21 +675,14 @@ static void *late_reader(void *arg)
 
 START_TEST(as_of_past_never_changes)
 {
-    PGconn *holder = db_open(getenv("PL_TEST_PG"), tu_schema());
+    PGconn *holder = tu_raw_open();
     free(db_run(holder, "BEGIN", 0, NULL, NULL));
     free(db_run(holder, "LOCK TABLE provenance_current IN SHARE MODE", 0, NULL, NULL));
     late_write w = {{0, 0}, -100};
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, late_writer, &w), 0);
     /* wait until the write is blocked inside its transaction */
-    int waiting = 0;
-    for (int i = 0; i < 3000 && !waiting; i++) {
-        waiting = (int)db_ll(holder, "SELECT count(*) FROM pg_locks WHERE relation = 'provenance_current'::regclass AND NOT granted", 0, NULL);
-        if (!waiting) {
-            struct timespec ts = {0, 10 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
+    int waiting = (int)tu_wait_ll(holder, "SELECT count(*) FROM pg_locks WHERE relation = 'provenance_current'::regclass AND NOT granted", 0, NULL, 3000, 10);
     /* The question about T = now is asked while the write is in flight:
      * the library makes it wait for that write (the entity's settle lock),
      * so it answers what will never change. */
@@ -1250,17 +1220,9 @@ END_TEST
 /* The latest-state table stays exact                                        */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
 static pl_time rnd(uint64_t *s, pl_time lo, pl_time hi)
 {
-    return lo + (pl_time)(next_random(s) % (uint64_t)(hi - lo + 1));
+    return lo + (pl_time)(tu_rand64(s) % (uint64_t)(hi - lo + 1));
 }
 
 enum { NE = 3, NF = 3 };
@@ -1269,7 +1231,7 @@ enum { NE = 3, NF = 3 };
  * the next two seconds; otherwise none lies in [t0 - 1 s, t0 + 10 min). */
 static void random_interval(uint64_t *s, pl_time t0, int soon, pl_time *from, pl_time *to)
 {
-    int kind = (int)(next_random(s) % (soon ? 10 : 8));
+    int kind = (int)(tu_rand64(s) % (soon ? 10 : 8));
     switch (kind) {
     case 0: /* past, closed, ended long ago */
         *from = t0 - rnd(s, 2 * HOUR, 48 * HOUR);
@@ -1309,7 +1271,7 @@ static void random_interval(uint64_t *s, pl_time t0, int soon, pl_time *from, pl
         break;
     default: /* starts within two seconds */
         *from = t0 + rnd(s, 300 * MS, 2 * SEC);
-        *to = next_random(s) % 2 ? PL_TIME_INFINITY : *from + rnd(s, 10 * MINUTE, HOUR);
+        *to = tu_rand64(s) % 2 ? PL_TIME_INFINITY : *from + rnd(s, 10 * MINUTE, HOUR);
         break;
     }
 }
@@ -1365,30 +1327,30 @@ START_TEST(latest_state_exact)
     printf("latest_state_exact: seed 0x%llx\n", (unsigned long long)seed);
     uint64_t s = seed;
     const char *entities[NE] = {"lse-0", "lse-1", "lse-2"};
-    PGconn *db = db_open(getenv("PL_TEST_PG"), tu_schema());
+    PGconn *db = tu_raw_open();
     pl_time t0 = pl_time_now();
     int written = 0, round = 0;
     enum { TOTAL = 300, CALM = 250 };
     while (written < TOTAL) {
         int soon = written >= CALM;
         pl_time base = soon ? pl_time_now() : t0;
-        int n = next_random(&s) % 10 < 3 ? (int)rnd(&s, 2, 6) : 1;
+        int n = tu_rand64(&s) % 10 < 3 ? (int)rnd(&s, 2, 6) : 1;
         if (written + n > TOTAL)
             n = TOTAL - written;
         pl_change batch[6];
         char values[6][32];
         for (int i = 0; i < n; i++) {
             pl_change c = PL_CHANGE_INIT;
-            c.entity_id = entities[next_random(&s) % NE];
+            c.entity_id = entities[tu_rand64(&s) % NE];
             static const char *const fields[NF] = {"f0", "f1", "f2"};
-            c.field_name = fields[next_random(&s) % NF];
+            c.field_name = fields[tu_rand64(&s) % NF];
             snprintf(values[i], sizeof values[i], "%d", written + i);
             c.new_value = values[i];
             c.source_type = "random";
             random_interval(&s, base, soon, &c.valid_from, &c.valid_to);
             batch[i] = c;
         }
-        if (!soon && next_random(&s) % 40 == 0) {
+        if (!soon && tu_rand64(&s) % 40 == 0) {
             /* now and then a row written with plain SQL */
             const char *params[3] = {batch[0].entity_id, batch[0].field_name, values[0]};
             free(db_run(db,
@@ -1502,12 +1464,12 @@ START_TEST(append_only_enforced)
     c.idempotency_key = "ao-key";
     tu_ok(pl_insert(NULL, L, &c));
 
-    PGconn *super = db_open(getenv("PL_TEST_PG"), tu_schema());
+    PGconn *super = tu_raw_open();
     ck_assert_int_eq(db_ll(super, "SELECT rolsuper::int FROM pg_roles WHERE rolname = current_user", 0, NULL), 1);
     refuses_changes(super, "superuser");
 
     grant_app_role();
-    PGconn *app = db_open(getenv("PL_TEST_PG_APP"), tu_schema());
+    PGconn *app = tu_db_open(getenv("PL_TEST_PG_APP"), tu_schema());
     ck_assert_int_eq(db_ll(app, "SELECT rolsuper::int FROM pg_roles WHERE rolname = current_user", 0, NULL), 0);
     ck_assert_int_eq(db_ll(app, "SELECT count(*) FROM provenance_ledger WHERE entity_id = 'ao'", 0, NULL), 3);
     refuses_changes(app, "provledger_app");
@@ -1530,7 +1492,7 @@ START_TEST(guard_not_switchable_by_app_role)
     pl_receipt a = ins("guard", "f", "1", PL_TIME_NOW, PL_TIME_INFINITY);
     pl_receipt b = ins("guard-b", "f", "1", PL_TIME_NOW, PL_TIME_INFINITY);
     grant_app_role();
-    PGconn *app = db_open(getenv("PL_TEST_PG_APP"), tu_schema());
+    PGconn *app = tu_db_open(getenv("PL_TEST_PG_APP"), tu_schema());
     free(db_run(app, "SET provledger.internal = 'on'", 0, NULL, NULL));
     char state[6];
     free(db_run(app, "DELETE FROM provenance_current WHERE entity_id = 'guard'", 0, NULL, state));
@@ -1569,7 +1531,7 @@ END_TEST
 
 START_TEST(plain_sql_insert)
 {
-    PGconn *db = db_open(getenv("PL_TEST_PG"), tu_schema());
+    PGconn *db = tu_raw_open();
     char *s = db_run(db,
                      "INSERT INTO provenance_ledger (entity_id, field_name, new_value, valid_time_start, source_type) "
                      "VALUES ('sql-e', 'f', '{\"via\": \"sql\"}', now(), 'sql') "
@@ -1663,7 +1625,7 @@ START_TEST(partitions_and_plans)
     fresh_schema(schema, sizeof schema, "plan");
     pl_ledger *lp = open_schema(schema, 0);
     tu_ok(pl_migrate(lp));
-    PGconn *db = db_open(getenv("PL_TEST_PG"), schema);
+    PGconn *db = tu_db_open(getenv("PL_TEST_PG"), schema);
     /* the current month and three ahead, each guarded */
     ck_assert_int_eq(db_ll(db,
                            "SELECT count(*) FROM generate_series(0, 3) i JOIN pg_inherits h "
@@ -1815,7 +1777,7 @@ static int import_one_(pl_ledger *l, const char *e, const char *f, const char *v
 START_TEST(import_history)
 {
     pl_ledger *li = open_import();
-    PGconn *db = db_open(getenv("PL_TEST_PG"), tu_schema());
+    PGconn *db = tu_raw_open();
     const char *e = "imp";
     pl_time t1 = T("2019-03-10T08:00:00Z"), t2 = T("2019-07-01T00:00:00Z"), t3 = T("2020-01-15T12:00:00Z");
     pl_change c[3];

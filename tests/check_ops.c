@@ -39,25 +39,6 @@ static void partition_name(char *buf, size_t n, pl_time month)
     snprintf(buf, n, "provenance_ledger_%04d_%02d", tm.tm_year + 1900, tm.tm_mon + 1);
 }
 
-/* Opens a migrated ledger in an empty schema. Check forks each test and
- * each process has a schema of its own; without fork (CK_FORK=no, as under
- * valgrind) the tests of this process share one: empty it first. */
-static pl_ledger *open_fresh(const pl_config *cfg)
-{
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", tu_schema());
-    free(tu_sql(sql, 0, NULL));
-    return tu_open_cfg(cfg);
-}
-
-static pl_ledger *open_new(int with_cache, int allow_import)
-{
-    pl_config cfg;
-    tu_config(&cfg, with_cache);
-    cfg.allow_import = allow_import;
-    return open_fresh(&cfg);
-}
-
 /* Imports `per_month` records into each of the months `first`..`last`
  * months from now (negative: past), spread over two sources. */
 static void import_months(pl_ledger *l, int first, int last, int per_month)
@@ -150,7 +131,7 @@ static int count_substr(const char *hay, const char *needle)
 
 START_TEST(test_schema_objects)
 {
-    pl_ledger *l = open_new(0, 0);
+    pl_ledger *l = tu_open_new(0, 0);
     int v = 0;
     tu_ok(pl_schema_version(&v, l));
     ck_assert_int_eq(v, PL_SCHEMA_VERSION);
@@ -185,7 +166,7 @@ END_TEST
 
 START_TEST(test_partitions_ahead)
 {
-    pl_ledger *l = open_new(0, 0);
+    pl_ledger *l = tu_open_new(0, 0);
     pl_time now = pl_time_now();
     /* pl_migrate made the current month and three ahead. */
     int made = -1;
@@ -250,7 +231,7 @@ END_TEST
 
 START_TEST(test_partitions_list_rows)
 {
-    pl_ledger *l = open_new(0, 1);
+    pl_ledger *l = tu_open_new(0, 1);
     import_months(l, -3, -2, 30);
     insert_now(l, 11, "now");
     free(tu_sql("ANALYZE provenance_ledger", 0, NULL));
@@ -281,7 +262,7 @@ END_TEST
 
 START_TEST(test_detach_attach)
 {
-    pl_ledger *l = open_new(0, 1);
+    pl_ledger *l = tu_open_new(0, 1);
     import_months(l, -5, -3, 40);
     insert_now(l, 20, "now");
     char *before = ledger_checksum();
@@ -418,7 +399,7 @@ END_TEST
 
 START_TEST(test_pruning)
 {
-    pl_ledger *l = open_new(0, 1);
+    pl_ledger *l = tu_open_new(0, 1);
     import_months(l, -4, -2, 20);
     free(tu_sql("ANALYZE provenance_ledger", 0, NULL));
     pl_time now = pl_time_now();
@@ -468,7 +449,7 @@ static const char *cell(const pl_table *t, size_t row, const char *col)
 
 START_TEST(test_refresh_logging)
 {
-    pl_ledger *l = open_new(0, 1);
+    pl_ledger *l = tu_open_new(0, 1);
     import_months(l, -1, -1, 30);
     insert_now(l, 25, "e");
     pl_table *t = NULL;
@@ -550,7 +531,7 @@ END_TEST
 
 START_TEST(test_staleness)
 {
-    pl_ledger *l = open_new(0, 0);
+    pl_ledger *l = tu_open_new(0, 0);
     insert_now(l, 3, "s");
     double t0 = tu_now_ms();
     tu_ok(pl_refresh_views(l));
@@ -589,16 +570,6 @@ static void *run_refresh(void *arg)
     return NULL;
 }
 
-/* The pid of this schema's refresh once it waits for a lock, or 0. */
-static long long waiting_refresh(void)
-{
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-             "AND query LIKE '%%\"%s\".pl_refresh_views()%%'",
-             tu_schema());
-    return tu_sql_ll(sql);
-}
 
 /* Holds the lock a concurrent refresh of provenance_daily_stats needs. */
 static PGconn *hold_daily_stats(void)
@@ -614,11 +585,18 @@ static PGconn *hold_daily_stats(void)
     return pg;
 }
 
+/* The pid of this schema's refresh once it waits for a lock (polled up to
+ * 10 s). */
 static long long wait_for_waiting_refresh(void)
 {
-    long long pid = 0;
-    for (int i = 0; i < 200 && !(pid = waiting_refresh()); i++)
-        usleep(50000);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+             "AND query LIKE '%%\"%s\".pl_refresh_views()%%'",
+             tu_schema());
+    PGconn *pg = tu_raw_open();
+    long long pid = tu_wait_ll(pg, sql, 0, NULL, 200, 50);
+    PQfinish(pg);
     ck_assert_msg(pid != 0, "the refresh never waited for the lock");
     return pid;
 }
@@ -630,7 +608,7 @@ START_TEST(test_refresh_slow_and_cancelled)
     pl_config cfg;
     tu_config(&cfg, 0);
     cfg.statement_timeout_ms = 300;
-    pl_ledger *l = open_fresh(&cfg);
+    pl_ledger *l = tu_open_fresh(&cfg);
     insert_now(l, 3, "r");
     tu_ok(pl_refresh_views(l));
 
@@ -674,7 +652,7 @@ END_TEST
 
 START_TEST(test_cron_schedule)
 {
-    pl_ledger *l = open_new(0, 0);
+    pl_ledger *l = tu_open_new(0, 0);
     insert_now(l, 4, "c");
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM cron.job WHERE jobname = 'provledger-refresh-%s'", tu_schema());

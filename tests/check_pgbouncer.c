@@ -30,12 +30,10 @@
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* tu_change with source_type "pgb" (the audit reports read that source). */
 static pl_change make_change(const char *entity, const char *field, const char *value)
 {
-    pl_change c = PL_CHANGE_INIT;
-    c.entity_id = entity;
-    c.field_name = field;
-    c.new_value = value;
+    pl_change c = tu_change(entity, field, value);
     c.source_type = "pgb";
     return c;
 }

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define require(expr, ...)                                                  \
@@ -31,23 +30,6 @@
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pl_change make_change(const char *entity, const char *field, const char *value)
-{
-    pl_change c = PL_CHANGE_INIT;
-    c.entity_id = entity;
-    c.field_name = field;
-    c.new_value = value;
-    c.source_type = "test";
-    return c;
-}
 
 /* An application_name of this process (and a tag), so the library's
  * sessions can be told from every other test's in pg_stat_activity. */
@@ -71,45 +53,12 @@ static void config_named(pl_config *cfg, char *conninfo, size_t len, const char 
     cfg->pg_conninfo = conninfo;
 }
 
-static PGconn *raw_open(void)
-{
-    PGconn *pg = PQconnectdb(getenv("PL_TEST_PG"));
-    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "raw connect: %s", PQerrorMessage(pg));
-    const char *v[1] = {tu_schema()};
-    PGresult *r = PQexecParams(pg, "SELECT set_config('search_path', $1, false)", 1, NULL, v, NULL,
-                               NULL, 0);
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "search_path: %s", PQerrorMessage(pg));
-    PQclear(r);
-    return pg;
-}
-
-static PGresult *raw_q(PGconn *pg, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    ck_assert_msg(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "SQL failed: %s\n%s", sql,
-                  PQerrorMessage(pg));
-    return r;
-}
-
-static long long q1(const char *sql, const char *param)
-{
-    PGconn *pg = raw_open();
-    const char *p[1] = {param};
-    PGresult *r = raw_q(pg, sql, param ? 1 : 0, p);
-    ck_assert_msg(PQntuples(r) >= 1 && !PQgetisnull(r, 0, 0), "no value from: %s", sql);
-    long long v = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    PQfinish(pg);
-    return v;
-}
-
 /* The library's sessions named `app`: their pids (up to max) and count. */
 static int session_pids(PGconn *pg, const char *app, long long *pids, int max)
 {
     const char *p[1] = {app};
-    PGresult *r = raw_q(pg, "SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid",
-                        1, p);
+    PGresult *r = tu_raw_q(pg, "SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid",
+                           1, p);
     int n = PQntuples(r);
     for (int i = 0; i < n && i < max; i++)
         pids[i] = atoll(PQgetvalue(r, i, 0));
@@ -119,21 +68,21 @@ static int session_pids(PGconn *pg, const char *app, long long *pids, int max)
 
 static long long sessions(const char *app)
 {
-    return q1("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app);
+    return tu_q1("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app);
 }
 
 /* Ends the library's sessions named `app` and waits until they are gone. */
 static void kill_sessions(const char *app)
 {
-    PGconn *pg = raw_open();
+    PGconn *pg = tu_raw_open();
     const char *p[1] = {app};
-    PQclear(raw_q(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-                  1, p));
+    PQclear(tu_raw_q(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                     1, p));
     for (int i = 0; i < 500; i++) {
         long long pids[1];
         if (session_pids(pg, app, pids, 1) == 0)
             break;
-        sleep_ms(10);
+        tu_sleep_ms(10);
     }
     PQfinish(pg);
 }
@@ -182,7 +131,7 @@ static void standard_calls(pl_ledger *l)
     for (int i = 0; i < 5; i++) {
         char v[16];
         snprintf(v, sizeof v, "%d", i);
-        pl_change c = make_change("reuse-1", "f", v);
+        pl_change c = tu_change("reuse-1", "f", v);
         tu_ok(pl_insert(NULL, l, &c));
     }
 }
@@ -200,11 +149,11 @@ START_TEST(named_statements_prepared_once_per_connection)
     cfg.pool_size = 2;
     cfg.prepare = PL_PREPARE_AUTO; /* direct PostgreSQL: named */
     pl_ledger *l = tu_open_cfg(&cfg);
-    pl_change c = make_change("reuse-1", "f", "\"seed\"");
+    pl_change c = tu_change("reuse-1", "f", "\"seed\"");
     tu_ok(pl_insert(NULL, l, &c));
     standard_calls(l);
 
-    PGconn *pg = raw_open();
+    PGconn *pg = tu_raw_open();
     long long pids[8];
     int n = session_pids(pg, app, pids, 8);
     PQfinish(pg);
@@ -265,20 +214,20 @@ START_TEST(unnamed_mode_works)
     cfg.pool_size = 2;
     cfg.prepare = PL_PREPARE_UNNAMED;
     pl_ledger *l = tu_open_cfg(&cfg);
-    pl_change c = make_change("reuse-1", "f", "\"seed\"");
+    pl_change c = tu_change("reuse-1", "f", "\"seed\"");
     c.old_value = "{\"o\": [1, 2]}";
     c.change_reason = "r";
     c.metadata = "{\"m\": 1}";
     tu_ok(pl_insert(NULL, l, &c));
-    pl_change batch[3] = {make_change("reuse-1", "g", "1"), make_change("reuse-1", "h", "null"),
-                          make_change("reuse-2", "f", "\"x\"")};
+    pl_change batch[3] = {tu_change("reuse-1", "g", "1"), tu_change("reuse-1", "h", "null"),
+                          tu_change("reuse-2", "f", "\"x\"")};
     batch[1].idempotency_key = "unnamed-key";
     pl_receipt rb[3];
     tu_ok(pl_insert_batch(rb, l, batch, 3));
     tu_ok(pl_insert_batch(rb, l, batch + 1, 1)); /* keyed retry */
     standard_calls(l);
 
-    PGconn *pg = raw_open();
+    PGconn *pg = tu_raw_open();
     long long pids[8];
     int n = session_pids(pg, app, pids, 8);
     PQfinish(pg);
@@ -374,7 +323,7 @@ static void *load_main(void *arg)
         pl_result *r = NULL;
         int rc;
         if (t->ops % 5 == 0) {
-            pl_change c = make_change(entity, "f", "1");
+            pl_change c = tu_change(entity, "f", "1");
             rc = pl_insert(NULL, t->l, &c);
         } else if (t->ops % 2) {
             rc = pl_history(&r, t->l, entity, NULL, 0);
@@ -426,7 +375,7 @@ static void *monitor_main(void *arg)
         if (pl_stats(&st, m->l, sizeof st) == PL_OK && st.pool_open > m->max_open)
             m->max_open = st.pool_open;
         m->samples++;
-        sleep_ms(5);
+        tu_sleep_ms(5);
     }
     PQfinish(pg);
     return NULL;
@@ -447,7 +396,7 @@ static void run_capped(unsigned pool_size, int threads, int ms, const char *tag)
     tu_ok(pl_stats(&st, l, sizeof st));
     ck_assert_uint_eq(st.pool_open, 1);
     ck_assert_int_eq(sessions(app), 1);
-    pl_change c = make_change("cap-0", "f", "0");
+    pl_change c = tu_change("cap-0", "f", "0");
     tu_ok(pl_insert(NULL, l, &c));
     pl_result *r = NULL;
     tu_ok(pl_current(&r, l, "cap-0", "f", 0));
@@ -495,7 +444,7 @@ static void run_capped(unsigned pool_size, int threads, int ms, const char *tag)
     pl_close(l);
     /* pl_close closes them all. */
     for (int i = 0; i < 200 && sessions(app) > 0; i++)
-        sleep_ms(10);
+        tu_sleep_ms(10);
     ck_assert_int_eq(sessions(app), 0);
 }
 
@@ -542,7 +491,7 @@ START_TEST(stats_fields)
     ck_assert(was.cache_hit_rate == 0.0);
 
     const char *what;
-    pl_change c = make_change("stats-1", "f", "1");
+    pl_change c = tu_change("stats-1", "f", "1");
     what = "pl_insert";
     tu_ok(pl_insert(NULL, l, &c));
     EXPECT_DELTA(queries, 1);
@@ -551,7 +500,7 @@ START_TEST(stats_fields)
 
     pl_change b[5];
     for (int i = 0; i < 5; i++)
-        b[i] = make_change("stats-1", "g", "2");
+        b[i] = tu_change("stats-1", "g", "2");
     what = "pl_insert_batch";
     tu_ok(pl_insert_batch(NULL, l, b, 5));
     EXPECT_DELTA(queries, 1);
@@ -606,12 +555,12 @@ END_TEST
 START_TEST(stats_inserts_counts_appended_records_only)
 {
     pl_ledger *l = tu_open(0);
-    pl_change c = make_change("stats-2", "f", "1");
+    pl_change c = tu_change("stats-2", "f", "1");
     c.idempotency_key = "stats-2-key";
     tu_ok(pl_insert(NULL, l, &c));
     tu_ok(pl_insert(NULL, l, &c));
     tu_ok(pl_insert_batch(NULL, l, &c, 1));
-    ck_assert_int_eq(q1("SELECT count(*) FROM provenance_ledger WHERE entity_id = $1", "stats-2"), 1);
+    ck_assert_int_eq(tu_q1("SELECT count(*) FROM provenance_ledger WHERE entity_id = $1", "stats-2"), 1);
     pl_stats_info st;
     tu_ok(pl_stats(&st, l, sizeof st));
     pl_close(l);
@@ -625,7 +574,7 @@ END_TEST
 START_TEST(stats_queries_counts_every_read)
 {
     pl_ledger *l = tu_open(0);
-    pl_change c = make_change("stats-3", "f", "1");
+    pl_change c = tu_change("stats-3", "f", "1");
     c.metadata = "{\"q\": 1}";
     c.source_type = "stats-3"; /* the only record of this source */
     tu_ok(pl_insert(NULL, l, &c));
@@ -671,11 +620,11 @@ START_TEST(killed_connections_are_replaced)
     config_named(&cfg, conninfo, sizeof conninfo, app, 0);
     cfg.pool_size = 1;
     pl_ledger *l = tu_open_cfg(&cfg);
-    pl_change c = make_change("killed-1", "f", "1");
+    pl_change c = tu_change("killed-1", "f", "1");
     tu_ok(pl_insert(NULL, l, &c));
 
     /* A read on a connection the server closed retries on a new one. */
-    PGconn *pg = raw_open();
+    PGconn *pg = tu_raw_open();
     long long before[1], after[1];
     ck_assert_int_eq(session_pids(pg, app, before, 1), 1);
     kill_sessions(app);
@@ -692,8 +641,8 @@ START_TEST(killed_connections_are_replaced)
     c.idempotency_key = "killed-1-key";
     pl_receipt rc1;
     tu_ok(pl_insert(&rc1, l, &c));
-    ck_assert_int_eq(q1("SELECT count(*) FROM provenance_ledger WHERE entity_id = $1", "killed-1"), 2);
-    ck_assert_int_eq(q1("SELECT id FROM provenance_ledger WHERE idempotency_key = $1", "killed-1-key"),
+    ck_assert_int_eq(tu_q1("SELECT count(*) FROM provenance_ledger WHERE entity_id = $1", "killed-1"), 2);
+    ck_assert_int_eq(tu_q1("SELECT id FROM provenance_ledger WHERE idempotency_key = $1", "killed-1-key"),
                      rc1.id);
     pl_stats_info st;
     tu_ok(pl_stats(&st, l, sizeof st));
@@ -717,14 +666,14 @@ START_TEST(write_on_connection_closed_while_idle_is_not_unknown)
     config_named(&cfg, conninfo, sizeof conninfo, app, 0);
     cfg.pool_size = 1;
     pl_ledger *l = tu_open_cfg(&cfg);
-    pl_change c = make_change("idle-1", "f", "1");
+    pl_change c = tu_change("idle-1", "f", "1");
     tu_ok(pl_insert(NULL, l, &c));
     kill_sessions(app);
     c.new_value = "2";
     int rc = pl_insert(NULL, l, &c);
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", pl_errmsg());
-    long long rows = q1("SELECT count(*) FROM provenance_ledger WHERE entity_id = $1", "idle-1");
+    long long rows = tu_q1("SELECT count(*) FROM provenance_ledger WHERE entity_id = $1", "idle-1");
     pl_close(l);
     /* The server had closed the session: the failed attempt ran nothing. */
     ck_assert_int_eq(rows, rc == PL_OK ? 2 : 1);

@@ -7,32 +7,13 @@
  * SPDX-License-Identifier: MIT */
 #include "testutil.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define USEC INT64_C(1000000)
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pl_change make_change(const char *entity, const char *field, const char *value)
-{
-    pl_change c = PL_CHANGE_INIT;
-    c.entity_id = entity;
-    c.field_name = field;
-    c.new_value = value;
-    c.source_type = "test";
-    return c;
-}
 
 static pl_ledger *open_with_replica(void)
 {
@@ -61,7 +42,7 @@ static pl_result *wait_replica_value(pl_ledger *l, const char *entity, const cha
         if (rc == PL_OK && strcmp(pl_result_get(r, 0)->new_value, value) == 0)
             return r;
         pl_result_free(r);
-        sleep_ms(50);
+        tu_sleep_ms(50);
     }
     ck_abort_msg("the replica never answered %s for %s.%s (last rc %d: %s)", value, entity, field, rc,
                  pl_errmsg());
@@ -101,7 +82,7 @@ START_TEST(stale_reads_go_to_the_replica)
 {
     replica_normal();
     pl_ledger *l = open_with_replica();
-    pl_change c = make_change("rep-1", "f", "\"one\"");
+    pl_change c = tu_change("rep-1", "f", "\"one\"");
     c.metadata = "{\"k\": 1}";
     pl_receipt rec;
     tu_ok(pl_insert(&rec, l, &c));
@@ -162,7 +143,7 @@ START_TEST(write_then_stale_read_eventually_sees_it)
     for (int i = 0; i < 5; i++) {
         char v[16];
         snprintf(v, sizeof v, "%d", i);
-        pl_change c = make_change("rep-2", "f", v);
+        pl_change c = tu_change("rep-2", "f", v);
         pl_receipt rec;
         tu_ok(pl_insert(&rec, l, &c));
         /* The primary has it at once. */
@@ -183,7 +164,7 @@ START_TEST(replica_stopped)
 {
     replica_normal();
     pl_ledger *l = open_with_replica();
-    pl_change c = make_change("rep-3", "f", "1");
+    pl_change c = tu_change("rep-3", "f", "1");
     tu_ok(pl_insert(NULL, l, &c));
     pl_result_free(wait_replica_value(l, "rep-3", "f", "1"));
 
@@ -230,7 +211,7 @@ START_TEST(replica_down_at_open)
     pl_ledger *l = NULL;
     int rc = pl_open(&l, &cfg);
     int mrc = l ? pl_migrate(l) : rc;
-    pl_change c = make_change("rep-4", "f", "1");
+    pl_change c = tu_change("rep-4", "f", "1");
     int irc = l ? pl_insert(NULL, l, &c) : rc;
     pl_result *r = NULL;
     int src = l ? pl_current(&r, l, "rep-4", "f", PL_ALLOW_STALE) : rc;
@@ -250,7 +231,7 @@ START_TEST(lag_is_reported)
 {
     replica_normal();
     pl_ledger *l = open_with_replica();
-    pl_change c = make_change("rep-5", "f", "\"old\"");
+    pl_change c = tu_change("rep-5", "f", "\"old\"");
     tu_ok(pl_insert(NULL, l, &c));
     pl_result_free(wait_replica_value(l, "rep-5", "f", "\"old\""));
 
@@ -258,7 +239,7 @@ START_TEST(lag_is_reported)
     replica_exec(rep, "SELECT pg_wal_replay_pause()");
     c.new_value = "\"new\"";
     tu_ok(pl_insert(NULL, l, &c));
-    sleep_ms(1500);
+    tu_sleep_ms(1500);
     pl_result *r = NULL;
     int rc = pl_current(&r, l, "rep-5", "f", PL_ALLOW_STALE);
     char value[64] = "";
@@ -290,13 +271,13 @@ START_TEST(staleness_not_underreported)
 {
     replica_normal();
     pl_ledger *l = open_with_replica();
-    pl_change c = make_change("rep-6", "f", "\"old\"");
+    pl_change c = tu_change("rep-6", "f", "\"old\"");
     tu_ok(pl_insert(NULL, l, &c));
     pl_result *r = wait_replica_value(l, "rep-6", "f", "\"old\"");
     pl_result_free(r);
     /* A stale read now, more than a second after the last: the library
      * measures the lag (as 0, the replica is caught up) for it. */
-    sleep_ms(1100);
+    tu_sleep_ms(1100);
     tu_ok(pl_current(&r, l, "rep-6", "f", PL_ALLOW_STALE));
     pl_result_free(r);
 
@@ -305,7 +286,7 @@ START_TEST(staleness_not_underreported)
     c.new_value = "\"new\"";
     pl_receipt rec;
     tu_ok(pl_insert(&rec, l, &c));
-    sleep_ms(600);
+    tu_sleep_ms(600);
     int rc = pl_current(&r, l, "rep-6", "f", PL_ALLOW_STALE);
     pl_time asked = pl_time_now();
     char value[64] = "";

@@ -6,9 +6,8 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime() */
 #endif
 
-#include <provledger.h>
+#include "testutil.h"
 
-#include <check.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,20 +46,11 @@ static const char *fmt(char buf[PL_TIME_BUFSIZE], pl_time t)
     return buf;
 }
 
-/* Deterministic 64-bit generator (splitmix64). */
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
 /* A value in [PL_TIME_MIN, PL_TIME_MAX]. */
 static pl_time random_instant(uint64_t *state)
 {
     uint64_t span = (uint64_t)(PL_TIME_MAX - PL_TIME_MIN) + 1;
-    return PL_TIME_MIN + (pl_time)(next_random(state) % span);
+    return PL_TIME_MIN + (pl_time)(tu_rand64(state) % span);
 }
 
 /* Like ck_assert_msg, but silent on success: Check's fork mode otherwise
@@ -443,8 +433,8 @@ START_TEST(round_trip_near_epoch)
     uint64_t state = 7;
     for (int i = 0; i < 20000; i++) {
         /* Within about +-68 years of 1970. */
-        pl_time t = (pl_time)(int32_t)next_random(&state) * USEC +
-                    (pl_time)(next_random(&state) % USEC);
+        pl_time t = (pl_time)(int32_t)tu_rand64(&state) * USEC +
+                    (pl_time)(tu_rand64(&state) % USEC);
         check_round_trip(t);
     }
 }

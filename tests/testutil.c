@@ -1,6 +1,7 @@
 /* Test helpers (see testutil.h). */
 #include "testutil.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,16 +63,119 @@ static void ignore_notice(void *arg, const char *msg)
     (void)msg;
 }
 
-char *tu_sql(const char *sql, int allow_error, char state[6])
+pl_ledger *tu_open_fresh(const pl_config *cfg)
 {
-    PGconn *pg = PQconnectdb(getenv("PL_TEST_PG"));
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", tu_schema());
+    free(tu_sql(sql, 0, NULL));
+    return tu_open_cfg(cfg);
+}
+
+pl_ledger *tu_open_new(int with_cache, int allow_import)
+{
+    pl_config cfg;
+    tu_config(&cfg, with_cache);
+    cfg.allow_import = allow_import;
+    return tu_open_fresh(&cfg);
+}
+
+PGconn *tu_db_open(const char *conninfo, const char *schema)
+{
+    PGconn *pg = PQconnectdb(conninfo);
     ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
     PQsetNoticeProcessor(pg, ignore_notice, NULL);
-    const char *values[1] = {tu_schema()};
-    PGresult *r = PQexecParams(pg, "SELECT set_config('search_path', $1, false)", 1, NULL, values,
-                               NULL, NULL, 0);
+    const char *v[1] = {schema};
+    PGresult *r = PQexecParams(pg, "SELECT set_config('search_path', $1, false)", 1, NULL, v, NULL,
+                               NULL, 0);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "search_path: %s", PQerrorMessage(pg));
     PQclear(r);
-    r = PQexec(pg, sql);
+    return pg;
+}
+
+PGconn *tu_raw_open(void)
+{
+    return tu_db_open(getenv("PL_TEST_PG"), tu_schema());
+}
+
+PGresult *tu_raw_q(PGconn *pg, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    ck_assert_msg(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "SQL failed: %s\n%s", sql,
+                  PQerrorMessage(pg));
+    return r;
+}
+
+void tu_raw_exec(PGconn *pg, const char *sql)
+{
+    PQclear(tu_raw_q(pg, sql, 0, NULL));
+}
+
+long long tu_raw_ll(PGconn *pg, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = tu_raw_q(pg, sql, n, params);
+    ck_assert_msg(PQntuples(r) >= 1 && !PQgetisnull(r, 0, 0), "no value from: %s", sql);
+    long long v = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+long long tu_q1(const char *sql, const char *param)
+{
+    PGconn *pg = tu_raw_open();
+    const char *p[1] = {param};
+    long long v = tu_raw_ll(pg, sql, param ? 1 : 0, p);
+    PQfinish(pg);
+    return v;
+}
+
+long long tu_wait_ll(PGconn *pg, const char *sql, int n, const char *const *params, int tries,
+                     int step_ms)
+{
+    for (int i = 0; i < tries; i++) {
+        PGresult *r = tu_raw_q(pg, sql, n, params);
+        long long v = PQntuples(r) && !PQgetisnull(r, 0, 0) ? atoll(PQgetvalue(r, 0, 0)) : 0;
+        PQclear(r);
+        if (v)
+            return v;
+        tu_sleep_ms(step_ms);
+    }
+    return 0;
+}
+
+void tu_sleep_ms(double ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ms / 1000);
+    ts.tv_nsec = (long)((ms - (double)ts.tv_sec * 1000) * 1e6);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+pl_change tu_change(const char *entity, const char *field, const char *value)
+{
+    pl_change c = PL_CHANGE_INIT;
+    c.entity_id = entity;
+    c.field_name = field;
+    c.new_value = value;
+    c.source_type = "test";
+    return c;
+}
+
+uint64_t tu_rand64(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+char *tu_sql(const char *sql, int allow_error, char state[6])
+{
+    PGconn *pg = tu_raw_open();
+    PGresult *r = PQexec(pg, sql);
     char *out = NULL;
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {

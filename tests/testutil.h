@@ -7,6 +7,7 @@
 #include <check.h>
 #include <libpq-fe.h>
 #include <provledger.h>
+#include <stdint.h>
 
 /* Exits 77 (skip) unless the servers of the README's test command are up:
  * outside `./dev.sh test` there is nothing to test against. */
@@ -23,12 +24,56 @@ pl_ledger *tu_open_cfg(const pl_config *cfg);
 /* The schema name tu_config chose for this process. */
 const char *tu_schema(void);
 
+/* Opens a migrated ledger with cfg in an empty schema: drops tu_schema()
+ * first (under CK_FORK=no the tests of a process share one schema). */
+pl_ledger *tu_open_fresh(const pl_config *cfg);
+/* tu_open_fresh with tu_config(with_cache) and allow_import. */
+pl_ledger *tu_open_new(int with_cache, int allow_import);
+
 /* Runs SQL on PL_TEST_PG (search_path = this process's schema); returns
  * the first column of the first row as a malloc'd string (NULL for none);
  * fails the test on an SQL error unless allow_error, in which case the
  * SQLSTATE is stored in *state (may be NULL). */
 char *tu_sql(const char *sql, int allow_error, char state[6]);
 long long tu_sql_ll(const char *sql);
+
+/* --- raw libpq connections ------------------------------------------- */
+
+/* A connection to conninfo with search_path = schema and notices ignored;
+ * fails the test when either does not work. */
+PGconn *tu_db_open(const char *conninfo, const char *schema);
+
+/* tu_db_open(PL_TEST_PG, tu_schema()). */
+PGconn *tu_raw_open(void);
+
+/* Runs SQL with text parameters; fails the test unless it succeeds. */
+PGresult *tu_raw_q(PGconn *pg, const char *sql, int n, const char *const *params);
+void tu_raw_exec(PGconn *pg, const char *sql);
+
+/* First column of the first row as a number (the query must return one). */
+long long tu_raw_ll(PGconn *pg, const char *sql, int n, const char *const *params);
+
+/* One number from SQL with one text parameter (none when param is NULL),
+ * on a fresh tu_raw_open() connection. */
+long long tu_q1(const char *sql, const char *param);
+
+/* Polls SQL (up to `tries` times, step_ms apart) until the first column of
+ * its first row is a non-zero number; returns it, or 0 when it never was
+ * (no row and NULL count as 0). */
+long long tu_wait_ll(PGconn *pg, const char *sql, int n, const char *const *params, int tries,
+                     int step_ms);
+
+/* --- small things ----------------------------------------------------- */
+
+/* Sleeps ms milliseconds (fractions allowed), also across signals. */
+void tu_sleep_ms(double ms);
+
+/* A change of entity.field = value (JSON text), source_type "test",
+ * everything else as PL_CHANGE_INIT. */
+pl_change tu_change(const char *entity, const char *field, const char *value);
+
+/* Deterministic 64-bit generator (splitmix64). */
+uint64_t tu_rand64(uint64_t *state);
 
 /* Runs "$PL_TEST_CTL" ctl ACTION; returns its exit status. */
 int tu_ctl(const char *action);
