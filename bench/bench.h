@@ -3,14 +3,16 @@
  *   dataset.c    the design record's dataset: its shape, and loading it
  *   progress.c   the loader's progress bar / periodic progress lines
  *   workload.c   client threads running the query mix on one shared handle
+ *   reads.c      the read phases: mix, each type alone, baselines, pool sweep
  *   writes.c     single-insert and batch-insert load
  *   cachebench.c cache hits vs redis-benchmark, miss path, hit rate
  *   pgbench.c    pgbench scripts with the library's SQL, running pgbench
+ *   targets.c    the targets of issues 3 and 4 and the design record
  *   histogram.c  latency recording (log-linear buckets, ~1.6% precision)
  *   report.c     tables on stdout, results.json, the gnuplot chart
- *   sysinfo.c    machine and server versions
+ *   sysinfo.c    machine and server versions, load average
  *   sql.c        small libpq helpers for the bench's own SQL
- */
+ * phases.h declares the phases; results of full runs are in RESULTS.md. */
 #ifndef PL_BENCH_H
 #define PL_BENCH_H
 
@@ -155,7 +157,8 @@ extern const char *const query_names[Q_NTYPES];
 extern const double mix_weights[Q_NTYPES]; /* 65, 15, 12, 5, 3 */
 extern const double adr_p95_ms[Q_NTYPES];  /* 10, 75, 25, 100, 2000 */
 
-/* The ADR's dashboard query ("changes per day by source type, last 30 days"). */
+/* The SQL of the ADR's dashboard query ("changes per day by source type,
+ * last 30 days") as pl_dashboard_changes() runs it on the base table. */
 extern const char analytics_sql[];
 
 typedef struct run_spec {
@@ -176,6 +179,7 @@ typedef struct run_result {
     uint64_t total;
     pl_stats_info stats;        /* counters of the handle after the run */
     char first_error[256];
+    uint64_t from_view;         /* dashboard answers served by the view */
     int failed;                 /* the run could not start */
 } run_result;
 

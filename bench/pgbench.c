@@ -1,6 +1,6 @@
 /* pgbench on the same data in the same run: script files holding the SQL
- * of the library's own statements (copied from lib/schema.c, schema
- * "bench"), with entities drawn with the same recency skew and times drawn
+ * of the library's own statements (copied from lib/schema.c and
+ * lib/schema_ops.c, schema "bench"; keep them in step), with entities drawn with the same recency skew and times drawn
  * from the same entity windows as the library's client threads; and the
  * baselines: a primary-key lookup in provenance_current, the design
  * record's current-state query on the ledger, and that query without
@@ -35,14 +35,12 @@ static const char sql_current[] =
 
 /* PL_STMT_RANGE_ALL: $2, $3 = a one-month window in the entity's life. */
 static const char sql_range[] =
-    "SELECT " COLS " FROM " S ".provenance_ledger WHERE entity_id = " E " "
-    "AND transaction_time >= coalesce(to_timestamp(:from), now()) "
-    "AND transaction_time < coalesce(to_timestamp(:to), now()) ORDER BY transaction_time, id;\n";
+    "SELECT " COLS " FROM " S ".pl_read_range(" E ", NULL, to_timestamp(:from), "
+    "to_timestamp(:to));\n";
 
 /* PL_STMT_ASOF_T: pl_as_of(T, PL_TIME_ANY). */
 static const char sql_asof[] =
-    "SELECT " COLS " FROM " S ".provenance_ledger WHERE entity_id = " E " AND field_name = " F " "
-    "AND transaction_time <= to_timestamp(:ts) ORDER BY transaction_time DESC, id DESC LIMIT 1;\n";
+    "SELECT " COLS " FROM " S ".pl_read_asof(" E ", " F ", to_timestamp(:ts), NULL, true);\n";
 
 /* PL_STMT_HISTORY_ALL. */
 static const char sql_history[] = "SELECT " COLS " FROM " S ".provenance_ledger WHERE entity_id = " E

@@ -207,6 +207,8 @@ static void print_targets(void)
         char m[32], th[40];
         if (isnan(t->measured))
             snprintf(m, sizeof m, "n/a");
+        else if (isinf(t->measured))
+            snprintf(m, sizeof m, "all failed");
         else
             snprintf(m, sizeof m, "%.3f", t->measured);
         snprintf(th, sizeof th, "%s %.3f %s", t->higher ? ">=" : "<", t->threshold, t->unit);
@@ -323,7 +325,7 @@ static int write_json(const bench_opts *o, const bench_dataset *ds)
         fprintf(f, ", \"target\": ");
         json_str(f, t->desc);
         fprintf(f, ", \"measured\": ");
-        if (isnan(t->measured))
+        if (isnan(t->measured) || isinf(t->measured))
             fputs("null", f);
         else
             fprintf(f, "%.6g", t->measured);

@@ -15,10 +15,13 @@ static int max_clients(const bench_opts *o)
     return m;
 }
 
+/* NAN when the row is missing; INFINITY when every call failed. */
 static double row_p95(const char *phase, const char *name, int c, int cache)
 {
     const bench_row *r = report_find(phase, name, c, cache);
-    return r && r->count ? r->p95 : NAN;
+    if (!r)
+        return NAN;
+    return r->count ? r->p95 : r->errors ? INFINITY : NAN;
 }
 
 static double row_ops(const char *phase, const char *name, int c, int cache)

@@ -3,8 +3,9 @@
  * with the recency skew, times the call, and records it in its own
  * histograms (merged at the end). A warm-up (pool connections opened,
  * statements prepared) precedes the measured window; only calls that start
- * inside the window count. The dashboard query runs over libpq on a
- * connection of the thread's own, as the library has no analytics call. */
+ * inside the window count. The dashboard query is pl_dashboard_changes()
+ * over the last 30 days (the base table, exact; with PL_ALLOW_STALE the
+ * materialized view provenance_daily_stats when it covers the window). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,20 +13,25 @@
 #include <string.h>
 #include <time.h>
 
-#include <libpq-fe.h>
-
 #include "bench.h"
 
 const char *const query_names[Q_NTYPES] = {"current", "range (1 month)", "as-of", "history",
-                                           "analytics (SQL)"};
+                                           "dashboard (30 days)"};
 const double mix_weights[Q_NTYPES] = {65, 15, 12, 5, 3};
 const double adr_p95_ms[Q_NTYPES] = {10, 75, 25, 100, 2000};
 
+/* The SQL pl_dashboard_changes() runs on the base table (lib/schema_ops.c,
+ * pl_sql_dashboard_base) for [UTC midnight 30 days ago, now), all sources:
+ * pgbench runs this text. */
 const char analytics_sql[] =
-    "SELECT date_trunc('day', transaction_time) AS day, source_type, count(*) AS changes "
-    "FROM " BENCH_SCHEMA ".provenance_ledger "
-    "WHERE transaction_time >= CURRENT_DATE - INTERVAL '30 days' "
-    "GROUP BY 1, 2 ORDER BY 1, 2";
+    "SELECT (extract(epoch FROM d.day) * 1000000)::int8 AS day, d.source_type, d.changes, "
+    "d.entities FROM (SELECT date_trunc('day', transaction_time, 'UTC') AS day, source_type, "
+    "count(*) AS changes, count(DISTINCT entity_id) AS entities "
+    "FROM \"" BENCH_SCHEMA "\".provenance_ledger "
+    "WHERE transaction_time >= coalesce(date_trunc('day', now(), 'UTC') - interval '30 days', "
+    "'-infinity') AND transaction_time < coalesce(now(), 'infinity') "
+    "AND (NULL::text IS NULL OR source_type = NULL::text) "
+    "GROUP BY 1, 2) d ORDER BY d.day, d.source_type";
 
 char bench_cache_prefix[64] = "plbench:";
 
@@ -75,13 +81,13 @@ typedef struct shared {
     double cum[Q_NTYPES];
     pthread_mutex_t mu;
     run_result *res;
+    atomic_ullong from_view; /* dashboard answers served by the view */
 } shared;
 
 typedef struct worker {
     shared *sh;
     int idx;
     uint64_t rng;
-    PGconn *an;
     bench_hist hist[Q_NTYPES];
     uint64_t errors[Q_NTYPES], not_found[Q_NTYPES];
     pthread_t th;
@@ -112,16 +118,18 @@ static int one_call(worker *w, int type)
     const bench_dataset *ds = sh->ds;
     unsigned flags = sh->spec->flags;
     if (type == Q_ANALYTICS) {
-        if (!w->an)
+        pl_time day = pl_time_now() / BENCH_US_PER_DAY * BENCH_US_PER_DAY;
+        pl_table *t = NULL;
+        int rc = pl_dashboard_changes(&t, sh->l, day - 30 * BENCH_US_PER_DAY, PL_TIME_NOW, NULL,
+                                      flags);
+        if (rc >= 0 && t && pl_table_origin(t) == PL_ORIGIN_VIEW)
+            atomic_fetch_add(&sh->from_view, 1);
+        pl_table_free(t);
+        if (rc < 0) {
+            note_error(sh, type, pl_errmsg());
             return 1;
-        PGresult *r = PQexecPrepared(w->an, "dash", 0, NULL, NULL, NULL, 0);
-        int bad = PQresultStatus(r) != PGRES_TUPLES_OK;
-        if (bad)
-            note_error(sh, type, PQerrorMessage(w->an));
-        PQclear(r);
-        if (bad && PQstatus(w->an) != CONNECTION_OK)
-            PQreset(w->an);
-        return bad;
+        }
+        return 0;
     }
     long e = dataset_pick_entity(ds, &w->rng);
     char eid[24];
@@ -158,23 +166,6 @@ static void *worker_main(void *arg)
 {
     worker *w = arg;
     shared *sh = w->sh;
-    if (sh->spec->weights[Q_ANALYTICS] > 0) {
-        w->an = PQconnectdb(sh->o->pg);
-        if (PQstatus(w->an) == CONNECTION_OK) {
-            /* bound a run's tail: a dashboard query still running at the end
-             * of the run is cancelled (and counted as an error) */
-            char set[64];
-            snprintf(set, sizeof set, "SET statement_timeout = %d",
-                     (int)(sh->spec->duration * 1000) + 30000);
-            PQclear(PQexec(w->an, set));
-            PGresult *r = PQprepare(w->an, "dash", analytics_sql, 0, NULL);
-            PQclear(r);
-        } else {
-            note_error(sh, Q_ANALYTICS, PQerrorMessage(w->an));
-            PQfinish(w->an);
-            w->an = NULL;
-        }
-    }
     pthread_mutex_lock(&sh->mu);
     sh->arrived++;
     pthread_cond_broadcast(&sh->cv);
@@ -202,7 +193,6 @@ static void *worker_main(void *arg)
                 w->not_found[type]++;
         }
     }
-    PQfinish(w->an);
     return NULL;
 }
 
@@ -266,6 +256,7 @@ int workload_run(const bench_opts *o, const bench_dataset *ds, const run_spec *s
             res->not_found[t] += ws[i].not_found[t];
             res->total += ws[i].hist[t].n + ws[i].errors[t];
         }
+    res->from_view = atomic_load(&sh.from_view);
     pl_stats(&res->stats, sh.l, sizeof res->stats);
     pl_close(sh.l);
     pthread_cond_destroy(&sh.cv);
