@@ -178,7 +178,7 @@ static pl_time tx_bound(pl_time t)
 /* The statements and cache kinds of one point question (pl_as_of or
  * pl_snapshot) in its three shapes. */
 typedef struct point_shape {
-    int now_stmt, any_valid_stmt, valid_stmt;
+    int now_stmt, now_plain_stmt, any_valid_stmt, valid_stmt;
     char now_kind, settled_kind;
 } point_shape;
 
@@ -210,6 +210,11 @@ static int point(pl_result **out, pl_ledger *l, const char *entity_id, const cha
     if (t == PL_TIME_INFINITY && valid_time == PL_TIME_NOW) {
         q.stmt = shape->now_stmt;
         q.has_boundary = 1;
+        /* The boundary only matters to a cache fill. */
+        if (shape->now_plain_stmt >= 0 && (!l->cache || (flags & PL_REALTIME))) {
+            q.stmt = shape->now_plain_stmt;
+            q.has_boundary = 0;
+        }
         cache_field(&q, shape->now_kind, NULL, 0, field_name);
     } else if (valid_time == PL_TIME_ANY) {
         q.stmt = shape->any_valid_stmt;
@@ -228,7 +233,8 @@ static int point(pl_result **out, pl_ledger *l, const char *entity_id, const cha
 int pl_as_of(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
              pl_time tx_time, pl_time valid_time, unsigned flags)
 {
-    static const point_shape as_of = {PL_STMT_CURRENT, PL_STMT_ASOF_T, PL_STMT_ASOF_TV, 'c', 'a'};
+    static const point_shape as_of = {PL_STMT_CURRENT, PL_STMT_CURRENT_PLAIN, PL_STMT_ASOF_T,
+                                       PL_STMT_ASOF_TV, 'c', 'a'};
     return point(out, l, entity_id, field_name, tx_time, valid_time, flags, &as_of);
 }
 
@@ -241,7 +247,7 @@ int pl_current(pl_result **out, pl_ledger *l, const char *entity_id, const char 
 int pl_snapshot(pl_result **out, pl_ledger *l, const char *entity_id, pl_time tx_time,
                 pl_time valid_time, unsigned flags)
 {
-    static const point_shape snapshot = {PL_STMT_SNAPSHOT_CURRENT, PL_STMT_SNAPSHOT_T,
+    static const point_shape snapshot = {PL_STMT_SNAPSHOT_CURRENT, -1, PL_STMT_SNAPSHOT_T,
                                          PL_STMT_SNAPSHOT_TV, 's', 'S'};
     return point(out, l, entity_id, NULL, tx_time, valid_time, flags, &snapshot);
 }

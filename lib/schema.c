@@ -75,7 +75,7 @@ static const char *const migration_1[] = {
     "  record_count bigint NOT NULL\n"
     ");\n"
     /* The exact latest-state table: every record that is, or may become,
-     * the current answer of its field from a minute ago onwards. */
+     * the current answer of its field from ten seconds ago onwards. */
     "CREATE TABLE @S@.provenance_current (\n"
     "  entity_id        text COLLATE \"C\" NOT NULL,\n"
     "  field_name       text COLLATE \"C\" NOT NULL,\n"
@@ -136,8 +136,14 @@ static const char *const migration_1[] = {
     "  IF to_regclass(format('%I.%I', '@s@', v_name)) IS NOT NULL THEN RETURN false; END IF;\n"
     "  PERFORM pg_advisory_xact_lock(hashtextextended('@s@.provenance_partitions', 0));\n"
     "  IF to_regclass(format('%I.%I', '@s@', v_name)) IS NOT NULL THEN RETURN false; END IF;\n"
-    "  EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.provenance_ledger FOR VALUES FROM (%L) TO (%L)',\n"
-    "                 '@s@', v_name, '@s@', v_start, v_start + interval '1 month');\n"
+    /* Another session may have created it a moment ago without our
+     * catalog cache knowing yet: that is success, not an error. */
+    "  BEGIN\n"
+    "    EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.provenance_ledger FOR VALUES FROM (%L) TO (%L)',\n"
+    "                   '@s@', v_name, '@s@', v_start, v_start + interval '1 month');\n"
+    "  EXCEPTION WHEN duplicate_table THEN\n"
+    "    RETURN false;\n"
+    "  END;\n"
     "  EXECUTE format('CREATE TRIGGER provenance_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON %I.%I '\n"
     "                 'FOR EACH STATEMENT EXECUTE FUNCTION %I.pl_reject_change()', '@s@', v_name, '@s@');\n"
     "  RETURN true;\n"
@@ -157,9 +163,9 @@ static const char *const migration_1[] = {
     "  RETURN v_made;\n"
     "END $fn$;\n"
     "CREATE FUNCTION @S@.pl_invalid(p_message text) RETURNS timestamptz LANGUAGE plpgsql AS $fn$\n"
-    "BEGIN\n"
+    "BEGIN\n",
     "  RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = p_message;\n"
-    "END $fn$;\n",
+    "END $fn$;\n"
     /* What an idempotency key stands for: the request, not its outcome. */
     "CREATE FUNCTION @S@.pl_change_hash(p_entity text, p_field text, p_new jsonb, p_old jsonb,\n"
     "    p_vfrom timestamptz, p_vto timestamptz, p_source text, p_reason text, p_meta jsonb, p_tt timestamptz)\n"
@@ -167,10 +173,6 @@ static const char *const migration_1[] = {
     "  SELECT md5(row(p_entity, p_field, p_new, p_old, extract(epoch FROM p_vfrom),\n"
     "                 extract(epoch FROM p_vto), p_source, p_reason, p_meta, extract(epoch FROM p_tt))::text)\n"
     "$fn$;\n"
-    /* Latest-state maintenance for every insert, and ordering plus cache
-     * notification for rows written with plain SQL. The horizon keeps
-     * superseded rows a minute, so a reader whose clock reading precedes
-     * its snapshot by a little never misses its answer. */
     /* Rows written with plain SQL, not through pl_append: order them
      * after the entity's head (rejecting any that are not) and tell
      * listening caches. Runs as the inserting user, so it can tell. */
@@ -215,27 +217,24 @@ static const char *const migration_1[] = {
     "  RETURN NULL;\n"
     "END $fn$;\n"
     /* Latest-state maintenance for every insert. The horizon keeps
-     * superseded rows a minute, so a reader whose clock reading precedes
+     * superseded rows ten seconds, so a reader whose clock reading precedes
      * its snapshot by a little never misses its answer. */
     "CREATE FUNCTION @S@.pl_ledger_after_insert() RETURNS trigger\n"
     "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
     "DECLARE\n"
-    "  v_horizon timestamptz := clock_timestamp() - interval '1 minute';\n"
+    "  v_horizon timestamptz := clock_timestamp() - interval '10 seconds';\n"
+    "  v_hash text := current_setting('enable_hashjoin');\n"
+    "  v_merge text := current_setting('enable_mergejoin');\n"
     "BEGIN\n"
     "  PERFORM set_config('provledger.internal', 'on', true);\n"
-    "  DELETE FROM @S@.provenance_current c USING new_rows n\n"
-    "   WHERE c.entity_id = n.entity_id AND c.field_name = n.field_name\n"
-    "     AND (c.valid_time_end <= v_horizon\n"
-    "          OR (n.valid_time_start <= greatest(c.valid_time_start, v_horizon)\n"
-    "              AND c.valid_time_end <= n.valid_time_end));\n"
     /* New rows the next new row of the same field already covers from the
      * horizon on are left out (one ordered pass; a row kept needlessly is
      * harmless, the answer query picks the newest covering row). */
     "  INSERT INTO @S@.provenance_current (entity_id, field_name, transaction_time, id, valid_time_start,\n"
     "      valid_time_end, new_value, old_value, source_type, change_reason, metadata)\n"
-    "  SELECT n.entity_id, n.field_name, n.transaction_time, n.id, n.valid_time_start, n.valid_time_end,\n",
+    "  SELECT n.entity_id, n.field_name, n.transaction_time, n.id, n.valid_time_start, n.valid_time_end,\n"
     "         n.new_value, n.old_value, n.source_type, n.change_reason, n.metadata\n"
-    "    FROM (SELECT r.*,\n"
+    "    FROM (SELECT r.*,\n",
     "                 lead(r.valid_time_start) OVER w AS next_start,\n"
     "                 lead(r.valid_time_end) OVER w AS next_end\n"
     "            FROM new_rows r\n"
@@ -243,6 +242,26 @@ static const char *const migration_1[] = {
     "   WHERE n.valid_time_end > v_horizon\n"
     "     AND NOT coalesce(n.next_start <= greatest(n.valid_time_start, v_horizon)\n"
     "                      AND n.valid_time_end <= n.next_end, false);\n"
+    /* Then drop, in every field written, the candidates that have ended or
+     * that a newer candidate covers from the horizon on: live writes prune
+     * what earlier writes left. A transition table has no statistics; probe
+     * the latest-state table by its key, never scan it whole. */
+    "  PERFORM set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true);\n"
+    "  DELETE FROM @S@.provenance_current c\n"
+    "   USING (SELECT x.entity_id, x.field_name, x.transaction_time, x.id\n"
+    "            FROM (SELECT p.entity_id, p.field_name, p.transaction_time, p.id, p.valid_time_start,\n"
+    "                         p.valid_time_end, lead(p.valid_time_start) OVER w AS next_start,\n"
+    "                         lead(p.valid_time_end) OVER w AS next_end\n"
+    "                    FROM @S@.provenance_current p\n"
+    "                    JOIN (SELECT DISTINCT entity_id, field_name FROM new_rows) t\n"
+    "                      ON p.entity_id = t.entity_id AND p.field_name = t.field_name\n"
+    "                  WINDOW w AS (PARTITION BY p.entity_id, p.field_name ORDER BY p.transaction_time, p.id)) x\n"
+    "           WHERE x.valid_time_end <= v_horizon\n"
+    "              OR (x.next_start <= greatest(x.valid_time_start, v_horizon)\n"
+    "                  AND x.valid_time_end <= x.next_end)) d\n"
+    "   WHERE c.entity_id = d.entity_id AND c.field_name = d.field_name\n"
+    "     AND c.transaction_time = d.transaction_time AND c.id = d.id;\n"
+    "  PERFORM set_config('enable_hashjoin', v_hash, true), set_config('enable_mergejoin', v_merge, true);\n"
     "  RETURN NULL;\n"
     "END $fn$;\n"
     /* Triggers fire in name order: ordering first, then maintenance. */
@@ -281,7 +300,7 @@ static const char *const migration_1[] = {
     "BEGIN\n"
     "  IF p_tt <> 'infinity' THEN PERFORM @S@.pl_settle(p_entity); END IF;\n"
     "  IF p_any_valid THEN\n"
-    "    RETURN QUERY SELECT DISTINCT ON (field_name) * FROM @S@.provenance_ledger WHERE entity_id = p_entity\n"
+    "    RETURN QUERY SELECT DISTINCT ON (field_name) * FROM @S@.provenance_ledger WHERE entity_id = p_entity\n",
     "      AND transaction_time <= p_tt ORDER BY field_name, transaction_time DESC, id DESC;\n"
     "  ELSE\n"
     "    RETURN QUERY SELECT DISTINCT ON (field_name) * FROM @S@.provenance_ledger WHERE entity_id = p_entity\n"
@@ -299,7 +318,7 @@ static const char *const migration_1[] = {
     "      ORDER BY transaction_time, id;\n"
     "  ELSE\n"
     "    RETURN QUERY SELECT * FROM @S@.provenance_ledger WHERE entity_id = p_entity AND field_name = p_field\n"
-    "      AND transaction_time >= coalesce(p_from, now()) AND transaction_time < coalesce(p_to, now())\n",
+    "      AND transaction_time >= coalesce(p_from, now()) AND transaction_time < coalesce(p_to, now())\n"
     "      ORDER BY transaction_time, id;\n"
     "  END IF;\n"
     "END $fn$;\n"
@@ -346,7 +365,7 @@ static const char *const migration_1[] = {
     "    IF FOUND THEN\n"
     "      RAISE EXCEPTION USING ERRCODE = 'PLC01',\n"
     "        MESSAGE = format('idempotency key %s was already used for a different change', v_bad.idem_key);\n"
-    "    END IF;\n"
+    "    END IF;\n",
     "    SELECT coalesce(array_agg(u.ord), '{}') INTO v_dup\n"
     "      FROM unnest(p_key) WITH ORDINALITY AS u(idem_key, ord)\n"
     "      JOIN @S@.provenance_idempotency i ON i.idempotency_key = u.idem_key;\n"
@@ -365,7 +384,7 @@ static const char *const migration_1[] = {
     "     LIMIT 1;\n"
     "    IF FOUND THEN\n"
     "      RAISE EXCEPTION USING ERRCODE = 'PLC02', MESSAGE = format(\n"
-    "        'entity %s: imported transaction_time %s is not after the entity''s previous one, or is in the future',\n",
+    "        'entity %s: imported transaction_time %s is not after the entity''s previous one, or is in the future',\n"
     "        v_bad.entity_id, v_bad.tt_in);\n"
     "    END IF;\n"
     "  END IF;\n"
@@ -403,7 +422,7 @@ static const char *const migration_1[] = {
     "    SELECT r.new_id, r.entity_id, r.field_name, r.old_value, r.new_value, r.tt, coalesce(r.vfrom, r.tt),\n"
     "           CASE WHEN coalesce(r.vto, 'infinity') > coalesce(r.vfrom, r.tt) THEN coalesce(r.vto, 'infinity')\n"
     "                ELSE @S@.pl_invalid(format('changes[%s].valid_to: must be after valid_from, which defaults '\n"
-    "                     'to the transaction time %s', r.ord - 1, r.tt)) END,\n"
+    "                     'to the transaction time %s', r.ord - 1, r.tt)) END,\n",
     "           r.source_type, r.change_reason, coalesce(r.metadata, '{}'), r.idem_key\n"
     "      FROM rows r\n"
     "    RETURNING 1\n"
@@ -425,7 +444,7 @@ static const char *const migration_1[] = {
     "  IF (SELECT s.lease_ms FROM @S@.cache_state s WHERE s.id = 1) < p_lease_ms THEN\n"
     "    PERFORM set_config('provledger.internal', 'on', true);\n"
     "    UPDATE @S@.cache_state s SET lease_ms = p_lease_ms WHERE s.id = 1 AND s.lease_ms < p_lease_ms;\n"
-    "  END IF;\n",
+    "  END IF;\n"
     "  RETURN QUERY SELECT s.ledger_id, s.epoch, coalesce(s.redis_run_id, ''),\n"
     "    (s.disabled_until > now())::int4, now() FROM @S@.cache_state s WHERE s.id = 1;\n"
     "END $fn$;\n"
@@ -483,7 +502,7 @@ const pl_stmt_def pl_stmt_defs[PL_STMT_COUNT] = {
     /* The answer, and the next instant it can change: its own end, or the
      * start of a later-starting candidate (both found by index, so a hot
      * field with many recent candidates stays one short scan). */
-    [PL_STMT_CURRENT] = {"pl_current",
+    [PL_STMT_CURRENT] = {"pl_current_cached",
         "SELECT c.id, c.entity_id, c.field_name, c.new_value, c.old_value, c.transaction_time, "
         "c.valid_time_start, c.valid_time_end, c.source_type, c.change_reason, c.metadata, "
         "least(c.valid_time_end, (SELECT min(p.valid_time_start) FROM @S@.provenance_current p "
@@ -491,6 +510,14 @@ const pl_stmt_def pl_stmt_defs[PL_STMT_COUNT] = {
         "FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM @S@.provenance_current "
         "WHERE entity_id = $1 AND field_name = $2 AND valid_time_start <= now() AND valid_time_end > now() "
         "ORDER BY transaction_time DESC, id DESC LIMIT 1) c ON true",
+        2, {T, T}},
+    /* The same answer without its boundary: for reads that fill no cache. */
+    [PL_STMT_CURRENT_PLAIN] = {"pl_current",
+        "SELECT c.id, c.entity_id, c.field_name, c.new_value, c.old_value, c.transaction_time, "
+        "c.valid_time_start, c.valid_time_end, c.source_type, c.change_reason, c.metadata "
+        "FROM @S@.provenance_current c WHERE c.entity_id = $1 AND c.field_name = $2 "
+        "AND c.valid_time_start <= now() AND c.valid_time_end > now() "
+        "ORDER BY c.transaction_time DESC, c.id DESC LIMIT 1",
         2, {T, T}},
     [PL_STMT_SNAPSHOT_CURRENT] = {"pl_snapshot_current",
         "WITH a AS (SELECT DISTINCT ON (field_name) * FROM @S@.provenance_current "
