@@ -26,12 +26,14 @@ static const char *const migration_1[] = {
     /* "Our own functions are running": they run as the ledger's owner
      * (SECURITY DEFINER) and set the flag; the flag alone proves nothing,
      * since any session can set it. */
-    "CREATE FUNCTION @S@.pl_is_internal() RETURNS boolean LANGUAGE sql STABLE AS $fn$\n"
-    "  SELECT coalesce(current_setting('provledger.internal', true), '') = 'on'\n"
-    "     AND current_user = (SELECT r.rolname FROM pg_catalog.pg_class c\n"
-    "                           JOIN pg_catalog.pg_roles r ON r.oid = c.relowner\n"
-    "                          WHERE c.oid = '@S@.entity_head'::regclass)\n"
-    "$fn$;\n"
+    /* plpgsql, not SQL: its plans stay cached across calls, and it runs
+     * on every insert. */
+    "CREATE FUNCTION @S@.pl_is_internal() RETURNS boolean LANGUAGE plpgsql STABLE AS $fn$\n"
+    "BEGIN\n"
+    "  IF coalesce(current_setting('provledger.internal', true), '') <> 'on' THEN RETURN false; END IF;\n"
+    "  RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles a ON a.oid = c.relowner\n"
+    "                  WHERE c.oid = '@S@.entity_head'::regclass AND a.rolname = current_user);\n"
+    "END $fn$;\n"
     "CREATE FUNCTION @S@.pl_guard_derived() RETURNS trigger LANGUAGE plpgsql AS $fn$\n"
     "BEGIN\n"
     "  IF NOT @S@.pl_is_internal() THEN\n"
@@ -90,8 +92,8 @@ static const char *const migration_1[] = {
     "  metadata         jsonb NOT NULL,\n"
     "  PRIMARY KEY (entity_id, field_name, transaction_time, id)\n"
     ");\n"
-    "CREATE INDEX provenance_current_starts ON @S@.provenance_current (entity_id, field_name, valid_time_start);\n"
-    "CREATE TABLE @S@.provenance_idempotency (\n",
+    "CREATE INDEX provenance_current_starts ON @S@.provenance_current (entity_id, field_name, valid_time_start);\n",
+    "CREATE TABLE @S@.provenance_idempotency (\n"
     "  idempotency_key  text COLLATE \"C\" PRIMARY KEY,\n"
     "  id               bigint NOT NULL,\n"
     "  transaction_time timestamptz NOT NULL,\n"
