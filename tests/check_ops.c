@@ -104,15 +104,7 @@ static char *explain(const char *tmpl, int n, const char *const *values)
     ck_assert_int_eq(PQstatus(pg), CONNECTION_OK);
     PGresult *r = PQexecParams(pg, ex, n, NULL, values, NULL, NULL, 0);
     ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "EXPLAIN failed: %s", PQerrorMessage(pg));
-    size_t total = 1;
-    for (int i = 0; i < PQntuples(r); i++)
-        total += strlen(PQgetvalue(r, i, 0)) + 1;
-    char *plan = malloc(total);
-    plan[0] = '\0';
-    for (int i = 0; i < PQntuples(r); i++) {
-        strcat(plan, PQgetvalue(r, i, 0));
-        strcat(plan, "\n");
-    }
+    char *plan = tu_result_lines(r);
     PQclear(r);
     PQfinish(pg);
     free(ex);

@@ -243,3 +243,18 @@ double tu_now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
+
+char *tu_result_lines(const PGresult *r)
+{
+    size_t total = 1;
+    for (int i = 0; i < PQntuples(r); i++)
+        total += strlen(PQgetvalue(r, i, 0)) + 1;
+    char *out = malloc(total);
+    ck_assert_msg(out != NULL, "out of memory");
+    out[0] = '\0';
+    for (int i = 0; i < PQntuples(r); i++) {
+        strcat(out, PQgetvalue(r, i, 0));
+        strcat(out, "\n");
+    }
+    return out;
+}

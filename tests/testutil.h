@@ -75,6 +75,10 @@ pl_change tu_change(const char *entity, const char *field, const char *value);
 /* Deterministic 64-bit generator (splitmix64). */
 uint64_t tu_rand64(uint64_t *state);
 
+/* The first column of every row of r, one per line (an EXPLAIN plan), as a
+ * malloc'd string. */
+char *tu_result_lines(const PGresult *r);
+
 /* Runs "$PL_TEST_CTL" ctl ACTION; returns its exit status. */
 int tu_ctl(const char *action);
 
