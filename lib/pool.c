@@ -20,9 +20,19 @@ struct pl_conn {
     int broken;
 };
 
+/* A thread waiting for a connection. Waiters queue in arrival order and a
+ * released connection is handed to the oldest one directly, so no newcomer
+ * can overtake a thread that has waited longer (the p95 tail under load). */
+typedef struct pool_waiter {
+    pthread_cond_t cv;
+    size_t slot;
+    int granted;
+    struct pool_waiter *next;
+} pool_waiter;
+
 struct pl_pool {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pool_waiter *head, *tail; /* FIFO of waiting threads */
     pl_pool_config cfg;
     char *conninfo;
     pl_conn *slots;
@@ -167,7 +177,6 @@ int pl_pool_create(pl_pool **out, const pl_pool_config *cfg)
         return pl_fail(PL_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
     for (size_t i = 0; i < cfg->size; i++)
         p->idle[p->nidle++] = cfg->size - 1 - i;
     /* One connection up front: a wrong conninfo fails pl_open, not later. */
@@ -187,7 +196,6 @@ void pl_pool_destroy(pl_pool *p)
     for (size_t i = 0; i < p->cfg.size; i++)
         conn_close(p, &p->slots[i], 0);
     pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
     free(p->conninfo);
     free(p->slots);
     free(p->idle);
@@ -218,33 +226,71 @@ static int conn_alive(PGconn *pg)
     return notified;
 }
 
+static void waiter_unlink(pl_pool *p, pool_waiter *w)
+{
+    pool_waiter **pp = &p->head, *prev = NULL;
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = w->next;
+    if (p->tail == w)
+        p->tail = prev;
+}
+
+/* Queues the caller and waits until a releasing thread hands it a slot.
+ * Called and returns with p->mu held. */
+static int wait_for_slot(pl_pool *p, size_t *slot)
+{
+    uint64_t start = mono_us();
+    p->counters.waits++;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    uint64_t ns = (uint64_t)deadline.tv_nsec + (uint64_t)(p->cfg.wait_timeout_ms % 1000) * 1000000u;
+    deadline.tv_sec += (time_t)(p->cfg.wait_timeout_ms / 1000 + ns / 1000000000u);
+    deadline.tv_nsec = (long)(ns % 1000000000u);
+    pool_waiter w = {.granted = 0, .next = NULL};
+    pthread_cond_init(&w.cv, NULL);
+    if (p->tail)
+        p->tail->next = &w;
+    else
+        p->head = &w;
+    p->tail = &w;
+    int timed_out = 0;
+    while (!w.granted && !timed_out) {
+        if (p->cfg.wait_timeout_ms == 0)
+            pthread_cond_wait(&w.cv, &p->mu);
+        else if (pthread_cond_timedwait(&w.cv, &p->mu, &deadline) == ETIMEDOUT)
+            timed_out = !w.granted;
+    }
+    if (!w.granted)
+        waiter_unlink(p, &w); /* a grant always dequeues first */
+    pthread_cond_destroy(&w.cv);
+    p->counters.wait_us += mono_us() - start;
+    if (!w.granted)
+        return pl_fail(PL_ETIMEOUT, "no pooled connection became free within %u ms",
+                       p->cfg.wait_timeout_ms);
+    *slot = w.slot;
+    return PL_OK;
+}
+
 int pl_pool_acquire(pl_pool *p, pl_conn **out)
 {
     *out = NULL;
-    uint64_t start = 0;
+    size_t slot = 0;
     pthread_mutex_lock(&p->mu);
-    if (p->nidle == 0) {
-        start = mono_us();
-        p->counters.waits++;
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        uint64_t ns = (uint64_t)deadline.tv_nsec + (uint64_t)(p->cfg.wait_timeout_ms % 1000) * 1000000u;
-        deadline.tv_sec += (time_t)(p->cfg.wait_timeout_ms / 1000 + ns / 1000000000u);
-        deadline.tv_nsec = (long)(ns % 1000000000u);
-        while (p->nidle == 0) {
-            if (p->cfg.wait_timeout_ms == 0) {
-                pthread_cond_wait(&p->cv, &p->mu);
-            } else if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT &&
-                       p->nidle == 0) {
-                p->counters.wait_us += mono_us() - start;
-                pthread_mutex_unlock(&p->mu);
-                return pl_fail(PL_ETIMEOUT, "no pooled connection became free within %u ms",
-                               p->cfg.wait_timeout_ms);
-            }
+    if (p->nidle > 0) {
+        slot = p->idle[--p->nidle];
+    } else {
+        int rc = wait_for_slot(p, &slot);
+        if (rc) {
+            pthread_mutex_unlock(&p->mu);
+            return rc;
         }
-        p->counters.wait_us += mono_us() - start;
     }
-    pl_conn *c = &p->slots[p->idle[--p->nidle]];
+    pl_conn *c = &p->slots[slot];
     int stale = c->pg && c->generation != p->generation;
     pthread_mutex_unlock(&p->mu);
 
@@ -276,8 +322,17 @@ void pl_pool_release(pl_pool *p, pl_conn *c)
         pthread_mutex_unlock(&p->mu);
     }
     pthread_mutex_lock(&p->mu);
-    p->idle[p->nidle++] = (size_t)(c - p->slots);
-    pthread_cond_signal(&p->cv);
+    pool_waiter *w = p->head;
+    if (w) {
+        p->head = w->next;
+        if (!p->head)
+            p->tail = NULL;
+        w->slot = (size_t)(c - p->slots);
+        w->granted = 1;
+        pthread_cond_signal(&w->cv);
+    } else {
+        p->idle[p->nidle++] = (size_t)(c - p->slots);
+    }
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -460,6 +460,128 @@ START_TEST(pool_of_one)
 }
 END_TEST
 
+
+/* Threads that wait for a connection get one in the order they started
+ * waiting: a released connection goes to the oldest waiter. The one
+ * connection is held by an open audit iterator while the waiters queue up
+ * one by one (pool_waits tells when each is queued). */
+typedef struct fifo_waiter {
+    pl_ledger *l;
+    int index;
+    atomic_int *finished;
+    int position; /* order in which its call returned */
+    int rc;
+} fifo_waiter;
+
+static void *fifo_main(void *arg)
+{
+    fifo_waiter *w = arg;
+    pl_result *r = NULL;
+    w->rc = pl_current(&r, w->l, "fifo-entity", "f", 0);
+    pl_result_free(r);
+    w->position = atomic_fetch_add(w->finished, 1);
+    return NULL;
+}
+
+START_TEST(waiters_served_in_arrival_order)
+{
+    enum { WAITERS = 6 };
+    pl_config cfg;
+    tu_config(&cfg, 0);
+    cfg.pool_size = 1;
+    cfg.pool_wait_timeout_ms = 30000;
+    pl_ledger *l = tu_open_cfg(&cfg);
+    pl_iter *holder = NULL;
+    tu_ok(pl_audit_open(&holder, l, NULL, 0, PL_TIME_NOW));
+    pl_stats_info st;
+    tu_ok(pl_stats(&st, l, sizeof st));
+    uint64_t waits0 = st.pool_waits;
+    atomic_int finished;
+    atomic_init(&finished, 0);
+    fifo_waiter w[WAITERS];
+    pthread_t th[WAITERS];
+    for (int i = 0; i < WAITERS; i++) {
+        w[i] = (fifo_waiter){.l = l, .index = i, .finished = &finished, .position = -1};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, fifo_main, &w[i]), 0);
+        /* queued before the next one starts */
+        for (int k = 0; k < 2000; k++) {
+            tu_ok(pl_stats(&st, l, sizeof st));
+            if (st.pool_waits - waits0 == (uint64_t)i + 1)
+                break;
+            tu_sleep_ms(1);
+        }
+        ck_assert_uint_eq(st.pool_waits - waits0, (uint64_t)i + 1);
+    }
+    ck_assert_int_eq(atomic_load(&finished), 0); /* all still waiting */
+    pl_iter_free(holder);
+    for (int i = 0; i < WAITERS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < WAITERS; i++) {
+        ck_assert_msg(w[i].rc == PL_OK || w[i].rc == PL_NOT_FOUND, "waiter %d: %d (%s)", i,
+                      w[i].rc, pl_errmsg());
+        ck_assert_msg(w[i].position == i, "waiter %d (queued %dth) finished %dth", i, i,
+                      w[i].position);
+    }
+    pl_close(l);
+}
+END_TEST
+
+
+/* A thread that releases its connection and asks again at once must not
+ * overtake a thread already waiting (barging): the waiter is served after
+ * at most the call in flight when it queued, and one more that may have
+ * slipped in before it was queued. */
+typedef struct hog {
+    pl_ledger *l;
+    atomic_int stop;
+    atomic_long calls;
+} hog;
+
+static void *hog_main(void *arg)
+{
+    hog *h = arg;
+    while (!atomic_load(&h->stop)) {
+        pl_result *r = NULL;
+        pl_current(&r, h->l, "hog-entity", "f", 0);
+        pl_result_free(r);
+        atomic_fetch_add(&h->calls, 1);
+    }
+    return NULL;
+}
+
+START_TEST(releasing_thread_does_not_overtake_waiter)
+{
+    pl_config cfg;
+    tu_config(&cfg, 0);
+    cfg.pool_size = 1;
+    cfg.pool_wait_timeout_ms = 30000;
+    pl_ledger *l = tu_open_cfg(&cfg);
+    hog h = {.l = l};
+    atomic_init(&h.stop, 0);
+    atomic_init(&h.calls, 0);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, hog_main, &h), 0);
+    while (atomic_load(&h.calls) < 10)
+        tu_sleep_ms(1);
+    long worst = 0;
+    for (int i = 0; i < 50; i++) {
+        long before = atomic_load(&h.calls);
+        pl_result *r = NULL;
+        int rc = pl_current(&r, l, "fifo-entity", "f", 0);
+        pl_result_free(r);
+        long overtaken = atomic_load(&h.calls) - before;
+        ck_assert_msg(rc == PL_OK || rc == PL_NOT_FOUND, "%d: %s", rc, pl_errmsg());
+        if (overtaken > worst)
+            worst = overtaken;
+    }
+    atomic_store(&h.stop, 1);
+    pthread_join(th, NULL);
+    fprintf(stderr, "pool of one: the hog overtook a waiting call at most %ld times\n", worst);
+    ck_assert_int_le(worst, 2);
+    pl_close(l);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* pl_stats                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -695,6 +817,8 @@ int main(void)
     tc = tu_tcase("size", 60);
     tcase_add_test(tc, never_more_than_pool_size);
     tcase_add_test(tc, pool_of_one);
+    tcase_add_test(tc, waiters_served_in_arrival_order);
+    tcase_add_test(tc, releasing_thread_does_not_overtake_waiter);
     suite_add_tcase(s, tc);
     tc = tu_tcase("stats", 60);
     tcase_add_test(tc, stats_fields);
