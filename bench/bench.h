@@ -22,6 +22,8 @@
 #include <provledger.h>
 
 #define BENCH_SCHEMA "bench"
+/* The source type of the one-source audit report (about 10% of records). */
+#define BENCH_AUDIT_SOURCE "user_correction"
 #define BENCH_META_SCHEMA "bench_meta"
 #define BENCH_NFIELDS 4
 #define BENCH_MAX_CLIENTS 16
@@ -169,6 +171,10 @@ typedef struct run_spec {
     double weights[Q_NTYPES];
     double duration;
     int pool_size;              /* 0: default for the client count */
+    unsigned analytics_flags;   /* extra flags for the dashboard query only */
+    double warmup;              /* unmeasured seconds before the window; 0: default */
+    int prefill;                /* fill the cache with every hot entity's current
+                                   state before the warm-up (cache on only) */
 } run_spec;
 
 typedef struct run_result {
@@ -180,6 +186,8 @@ typedef struct run_result {
     pl_stats_info stats;        /* counters of the handle after the run */
     char first_error[256];
     uint64_t from_view;         /* dashboard answers served by the view */
+    double window_hit_rate;     /* cache hits / lookups inside the measured window */
+    double prefill_s;           /* seconds the prefill took */
     int failed;                 /* the run could not start */
 } run_result;
 
@@ -204,6 +212,8 @@ enum {
     PGB_PK,        /* primary-key lookup in provenance_current */
     PGB_LEDGER_TT, /* the design record's indexed current query on the ledger */
     PGB_NAIVE,     /* the same without indexes */
+    PGB_AUDIT,     /* pl_audit_open's statement, last 30 days, every source */
+    PGB_AUDIT_SRC, /* the same for one source type */
     PGB_NSCRIPTS
 };
 

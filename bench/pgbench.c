@@ -14,7 +14,8 @@
 
 static const char *const script_files[PGB_NSCRIPTS] = {
     "pgb_current.sql", "pgb_range.sql", "pgb_asof.sql",    "pgb_history.sql",
-    "pgb_analytics.sql", "pgb_pk.sql",  "pgb_ledger_tt.sql", "pgb_naive.sql"};
+    "pgb_analytics.sql", "pgb_pk.sql",  "pgb_ledger_tt.sql", "pgb_naive.sql",
+    "pgb_audit.sql",     "pgb_audit_source.sql"};
 
 #define S "\"" BENCH_SCHEMA "\""
 #define COLS                                                                 \
@@ -63,6 +64,16 @@ static const char sql_naive[] =
     "AND transaction_time <= now() AND valid_time_start <= CURRENT_DATE "
     "ORDER BY transaction_time DESC LIMIT 1;\n";
 
+/* lib/schema_ops.c pl_sql_audit over [now - 30 days, now); the library
+ * streams it through a binary cursor, pgbench receives it in one result. */
+#define AUDIT(source)                                                                        \
+    "SELECT " COLS " FROM " S ".provenance_ledger WHERE transaction_time >= "                \
+    "coalesce(now() - interval '30 days', '-infinity') AND transaction_time < "              \
+    "coalesce(now(), 'infinity') AND (" source "::text IS NULL OR source_type = " source     \
+    "::text) ORDER BY transaction_time, id;\n"
+static const char sql_audit[] = AUDIT("NULL");
+static const char sql_audit_source[] = AUDIT("'" BENCH_AUDIT_SOURCE "'");
+
 /* The entity and time draws, mirroring dataset_pick_entity/_time/_month. */
 static void write_draws(FILE *f, const bench_dataset *ds)
 {
@@ -94,8 +105,9 @@ static void script_path(char *buf, size_t len, const bench_opts *o, int i)
 
 int pgb_write_scripts(const bench_opts *o, const bench_dataset *ds)
 {
-    const char *bodies[PGB_NSCRIPTS] = {sql_current, sql_range, sql_asof, sql_history, NULL,
-                                        sql_pk,      sql_ledger_tt, sql_naive};
+    const char *bodies[PGB_NSCRIPTS] = {sql_current, sql_range,     sql_asof,  sql_history,
+                                        NULL,        sql_pk,        sql_ledger_tt, sql_naive,
+                                        sql_audit,   sql_audit_source};
     for (int i = 0; i < PGB_NSCRIPTS; i++) {
         char path[1024];
         script_path(path, sizeof path, o, i);
@@ -107,6 +119,8 @@ int pgb_write_scripts(const bench_opts *o, const bench_dataset *ds)
         fprintf(f, "-- provledger-bench: %s (generated)\n", script_files[i]);
         if (i == PGB_ANALYTICS) {
             fprintf(f, "%s;\n", analytics_sql);
+        } else if (i == PGB_AUDIT || i == PGB_AUDIT_SRC) {
+            fputs(bodies[i], f);
         } else {
             write_draws(f, ds);
             fputs(bodies[i], f);
