@@ -100,19 +100,23 @@ static bench_row *hits_run(const bench_opts *o, hshared *sh, int clients)
     return r;
 }
 
-/* Average size of the cached current answers of the hot set, from Redis. */
+/* Average size of the cached current answers of the hot set, from Redis.
+ * A cache key is <prefix> NUL <ledger id>:<epoch>:<entity> (lib/cache.c):
+ * the command goes to redis-cli on stdin, whose parser reads \x00. */
 static int cached_value_size(const bench_opts *o, const bench_dataset *ds)
 {
-    char *epoch = sql_scalar(o->pg, "SELECT epoch FROM " BENCH_SCHEMA ".cache_state");
-    if (!epoch)
+    char *state = sql_scalar(o->pg, "SELECT ledger_id || ':' || epoch FROM " BENCH_SCHEMA
+                                    ".cache_state");
+    if (!state)
         return 0;
     long total = 0, n = 0;
     for (long k = 0; k < 8 && k < hot_key_count(ds); k++) {
         char eid[24], cmd[512];
         const char *field;
         hot_key(ds, k, eid, &field);
-        snprintf(cmd, sizeof cmd, "redis-cli -p %s HSTRLEN '%s%s:%s' 'c%s' 2>/dev/null",
-                 o->redis_port, bench_cache_prefix, epoch, eid, field);
+        snprintf(cmd, sizeof cmd,
+                 "printf '%%s\\n' 'HSTRLEN \"%s\\x00%s:%s\" \"c%s\"' | redis-cli -p %s 2>/dev/null",
+                 bench_cache_prefix, state, eid, field, o->redis_port);
         char *v = run_capture(cmd);
         if (v && atol(v) > 0) {
             total += atol(v);
@@ -120,7 +124,7 @@ static int cached_value_size(const bench_opts *o, const bench_dataset *ds)
         }
         free(v);
     }
-    free(epoch);
+    free(state);
     return n ? (int)(total / n) : 0;
 }
 

@@ -91,6 +91,9 @@ void collect_targets(const bench_opts *o, const bench_dataset *ds)
                   best_ops("writes", "batch insert (1000/call)", 0), 50000, 1, "rec/s");
     report_target("4.batch.10k", "#4 batch ingest (pl_insert_batch, 10000/call)",
                   best_ops("writes", "batch insert (10000/call)", 0), 50000, 1, "rec/s");
+    report_target("4.batch.new", "#4 batch ingest of new entities, 4 fields each (1000/call)",
+                  best_ops("writes", "batch insert, new entities (1000/call)", 0), 50000, 1,
+                  "rec/s");
     report_target("4.import", "#4 bulk load (pl_import_batch, 2 threads), informative",
                   report_get_value("load", "records_per_s"), 50000, 1, "rec/s");
     report_target("4.single", "#4 single inserts, 8 clients, cache off",

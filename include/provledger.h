@@ -172,10 +172,16 @@ typedef struct pl_config {
     /** libpq conninfo string or URI of the primary. Required. */
     const char *pg_conninfo;
     /** Connections in the PostgreSQL pool, 1..1000 (default 8). Opened
-     *  lazily; at most this many statements run at once. */
+     *  lazily; at most this many statements run at once. Long calls (the
+     *  exact dashboards, open audit iterators, metadata search, view
+     *  refresh and partition maintenance) share at most half of them
+     *  (pool_size / 2, at least one) at a time, waiting in arrival order
+     *  for a share, so that point reads and writes always find the rest. */
     unsigned int pool_size;
     /** How long a call waits for a free pooled connection, in ms, before
-     *  failing with #PL_ETIMEOUT (default 10000; 0 waits forever). */
+     *  failing with #PL_ETIMEOUT (default 10000; 0 waits forever). Waiting
+     *  calls are served in arrival order: a released connection goes to
+     *  the longest-waiting call, never to a newcomer. */
     unsigned int pool_wait_timeout_ms;
     /** Deadline for every statement, in ms (default 30000; 0 disables),
      *  kept by the client so that it also holds through proxies and
@@ -722,7 +728,9 @@ typedef struct pl_iter pl_iter;
  * (#PL_TIME_ANY for an open end), optionally of one source type, ordered by
  * (transaction_time, id), streamed from a server-side cursor in chunks so
  * that a report of millions of rows never sits in memory at once. The
- * iterator holds one pooled connection until pl_iter_free().
+ * iterator holds one pooled connection until pl_iter_free(), taken from the
+ * pool's heavy share (see pl_config.pool_size): when that share is in use,
+ * the call waits up to pool_wait_timeout_ms (then #PL_ETIMEOUT).
  */
 PL_EXTERN int pl_audit_open(pl_iter **out, pl_ledger *l, const char *source_type,
                             pl_time from, pl_time to);

@@ -87,7 +87,8 @@ int pl_dashboard_changes(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
         if (*out)
             return PL_OK;
     }
-    return pl_ops_table(out, l, pl_sql_dashboard_base, 3, values, "tsii");
+    return pl_ops_table(out, l, pl_sql_dashboard_base, 3, values, "tsii",
+                        PL_OPS_READ | PL_OPS_HEAVY);
 }
 
 int pl_dashboard_corrections(pl_table **out, pl_ledger *l, pl_time from, pl_time to, unsigned flags)
@@ -103,7 +104,7 @@ int pl_dashboard_corrections(pl_table **out, pl_ledger *l, pl_time from, pl_time
     char fbuf[PL_TIME_BUFSIZE], tbuf[PL_TIME_BUFSIZE];
     const char *values[2] = {pl_time_param(fbuf, from), pl_time_param(tbuf, to)};
     /* No view holds corrections: always the base table, exact. */
-    return pl_ops_table(out, l, pl_sql_corrections, 2, values, "ssi");
+    return pl_ops_table(out, l, pl_sql_corrections, 2, values, "ssi", PL_OPS_READ | PL_OPS_HEAVY);
 }
 
 /* ------------------------------------------------------------------------ */

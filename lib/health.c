@@ -37,7 +37,7 @@ static int section(json_t **out, pl_ledger *l, const char *tmpl, int nparams, co
                    const char *kinds, pl_table **keep)
 {
     pl_table *t;
-    int rc = pl_ops_table(&t, l, tmpl, nparams, values, kinds);
+    int rc = pl_ops_table(&t, l, tmpl, nparams, values, kinds, PL_OPS_READ);
     if (rc)
         return rc;
     *out = pl_table_json(t);

@@ -59,7 +59,8 @@ int pl_cursor_open(pl_cursor *cur, pl_ledger *l, const char *select_tmpl, int np
     /* A pooled connection found dead on first use is replaced once:
      * nothing has been read yet. */
     for (int attempt = 0; attempt < 2; attempt++) {
-        if ((rc = pl_pool_acquire(l->pool, &cur->conn)))
+        /* A report may stay open long: it runs on the heavy share. */
+        if ((rc = pl_pool_acquire_heavy(l->pool, &cur->conn)))
             break;
         int phase;
         rc = open_on(cur, declare, nparams, values, setup, &phase);

@@ -22,7 +22,9 @@ int pl_ops_exec(pl_ledger *l, const char *tmpl, int nparams, const char *const *
     int rc = PL_OK;
     for (int attempt = 0; attempt < 2; attempt++) {
         pl_conn *c;
-        if ((rc = pl_pool_acquire(l->pool, &c)))
+        rc = how & (PL_OPS_SLOW | PL_OPS_HEAVY) ? pl_pool_acquire_heavy(l->pool, &c)
+                                                : pl_pool_acquire(l->pool, &c);
+        if (rc)
             break;
         int phase = PL_PHASE_NONE;
         if (how & PL_OPS_SLOW)
@@ -39,10 +41,10 @@ int pl_ops_exec(pl_ledger *l, const char *tmpl, int nparams, const char *const *
 }
 
 int pl_ops_table(pl_table **out, pl_ledger *l, const char *tmpl, int nparams,
-                 const char *const *values, const char *kinds)
+                 const char *const *values, const char *kinds, unsigned how)
 {
     PGresult *res;
-    int rc = pl_ops_exec(l, tmpl, nparams, values, PL_OPS_READ, &res);
+    int rc = pl_ops_exec(l, tmpl, nparams, values, how | PL_OPS_READ, &res);
     if (rc)
         return rc;
     *out = pl_table_from_pg(res, kinds, 0);
@@ -91,7 +93,7 @@ int pl_partitions_list(pl_table **out, pl_ledger *l)
     *out = NULL;
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
-    return pl_ops_table(out, l, pl_sql_partitions_list, 0, NULL, "sttbii");
+    return pl_ops_table(out, l, pl_sql_partitions_list, 0, NULL, "sttbii", PL_OPS_READ);
 }
 
 int pl_partitions_detach(int *detached, pl_ledger *l, pl_time older_than)
@@ -201,5 +203,5 @@ int pl_view_freshness(pl_table **out, pl_ledger *l)
     *out = NULL;
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
-    return pl_ops_table(out, l, pl_sql_freshness, 0, NULL, "sttbsr");
+    return pl_ops_table(out, l, pl_sql_freshness, 0, NULL, "sttbsr", PL_OPS_READ);
 }

@@ -18,6 +18,7 @@ struct pl_conn {
     int named;                            /* use named prepared statements */
     unsigned timeout_ms;                  /* per-connection deadline override, 0: pool's */
     int broken;
+    int heavy;                            /* holds one of the pool's heavy shares */
 };
 
 /* A thread waiting for a connection. Waiters queue in arrival order and a
@@ -30,9 +31,15 @@ typedef struct pool_waiter {
     struct pool_waiter *next;
 } pool_waiter;
 
+typedef struct wait_queue {
+    pool_waiter *head, *tail;
+} wait_queue;
+
 struct pl_pool {
     pthread_mutex_t mu;
-    pool_waiter *head, *tail; /* FIFO of waiting threads */
+    wait_queue waiting;       /* FIFO of threads waiting for a connection */
+    wait_queue heavy_waiting; /* FIFO of heavy calls waiting for a share */
+    size_t heavy_limit, heavy_in_use;
     pl_pool_config cfg;
     char *conninfo;
     pl_conn *slots;
@@ -135,7 +142,9 @@ static int conn_open(pl_pool *p, pl_conn *c)
     PGconn *pg = pl_pool_connect_raw(p, &rc);
     if (!pg)
         return rc;
+    int heavy = c->heavy; /* the share belongs to the caller, not to the session */
     memset(c, 0, sizeof *c);
+    c->heavy = heavy;
     c->pg = pg;
     c->named = detect_named(p, pg);
     pthread_mutex_lock(&p->mu);
@@ -179,6 +188,7 @@ int pl_pool_create(pl_pool **out, const pl_pool_config *cfg)
     pthread_mutex_init(&p->mu, NULL);
     for (size_t i = 0; i < cfg->size; i++)
         p->idle[p->nidle++] = cfg->size - 1 - i;
+    p->heavy_limit = cfg->size / 2 ? cfg->size / 2 : 1;
     /* One connection up front: a wrong conninfo fails pl_open, not later. */
     int rc = cfg->lazy ? PL_OK : conn_open(p, &p->slots[0]);
     if (rc) {
@@ -226,9 +236,9 @@ static int conn_alive(PGconn *pg)
     return notified;
 }
 
-static void waiter_unlink(pl_pool *p, pool_waiter *w)
+static void queue_unlink(wait_queue *q, pool_waiter *w)
 {
-    pool_waiter **pp = &p->head, *prev = NULL;
+    pool_waiter **pp = &q->head, *prev = NULL;
     while (*pp && *pp != w) {
         prev = *pp;
         pp = &(*pp)->next;
@@ -236,60 +246,107 @@ static void waiter_unlink(pl_pool *p, pool_waiter *w)
     if (!*pp)
         return;
     *pp = w->next;
-    if (p->tail == w)
-        p->tail = prev;
+    if (q->tail == w)
+        q->tail = prev;
 }
 
-/* Queues the caller and waits until a releasing thread hands it a slot.
- * Called and returns with p->mu held. */
-static int wait_for_slot(pl_pool *p, size_t *slot)
+static pool_waiter *queue_pop(wait_queue *q)
+{
+    pool_waiter *w = q->head;
+    if (w) {
+        q->head = w->next;
+        if (!q->head)
+            q->tail = NULL;
+    }
+    return w;
+}
+
+static void deadline_in(struct timespec *deadline, unsigned ms)
+{
+    clock_gettime(CLOCK_REALTIME, deadline);
+    uint64_t ns = (uint64_t)deadline->tv_nsec + (uint64_t)(ms % 1000) * 1000000u;
+    deadline->tv_sec += (time_t)(ms / 1000 + ns / 1000000000u);
+    deadline->tv_nsec = (long)(ns % 1000000000u);
+}
+
+/* Queues the caller on q and waits until a releasing thread grants it
+ * (handing over *slot) or the deadline passes. Called and returns with
+ * p->mu held. */
+static int queue_wait(pl_pool *p, wait_queue *q, const struct timespec *deadline, size_t *slot)
 {
     uint64_t start = mono_us();
-    p->counters.waits++;
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    uint64_t ns = (uint64_t)deadline.tv_nsec + (uint64_t)(p->cfg.wait_timeout_ms % 1000) * 1000000u;
-    deadline.tv_sec += (time_t)(p->cfg.wait_timeout_ms / 1000 + ns / 1000000000u);
-    deadline.tv_nsec = (long)(ns % 1000000000u);
     pool_waiter w = {.granted = 0, .next = NULL};
     pthread_cond_init(&w.cv, NULL);
-    if (p->tail)
-        p->tail->next = &w;
+    if (q->tail)
+        q->tail->next = &w;
     else
-        p->head = &w;
-    p->tail = &w;
+        q->head = &w;
+    q->tail = &w;
     int timed_out = 0;
     while (!w.granted && !timed_out) {
         if (p->cfg.wait_timeout_ms == 0)
             pthread_cond_wait(&w.cv, &p->mu);
-        else if (pthread_cond_timedwait(&w.cv, &p->mu, &deadline) == ETIMEDOUT)
+        else if (pthread_cond_timedwait(&w.cv, &p->mu, deadline) == ETIMEDOUT)
             timed_out = !w.granted;
     }
     if (!w.granted)
-        waiter_unlink(p, &w); /* a grant always dequeues first */
+        queue_unlink(q, &w); /* a grant always dequeues first */
     pthread_cond_destroy(&w.cv);
     p->counters.wait_us += mono_us() - start;
     if (!w.granted)
         return pl_fail(PL_ETIMEOUT, "no pooled connection became free within %u ms",
                        p->cfg.wait_timeout_ms);
-    *slot = w.slot;
+    if (slot)
+        *slot = w.slot;
     return PL_OK;
 }
 
-int pl_pool_acquire(pl_pool *p, pl_conn **out)
+/* Gives a heavy share back: to the oldest heavy waiter, if any. Called with
+ * p->mu held. */
+static void heavy_put(pl_pool *p)
+{
+    pool_waiter *w = queue_pop(&p->heavy_waiting);
+    if (w) {
+        w->granted = 1; /* the share passes on: heavy_in_use stays */
+        pthread_cond_signal(&w->cv);
+    } else {
+        p->heavy_in_use--;
+    }
+}
+
+static int acquire(pl_pool *p, pl_conn **out, int heavy)
 {
     *out = NULL;
     size_t slot = 0;
+    struct timespec deadline = {0, 0};
+    if (p->cfg.wait_timeout_ms)
+        deadline_in(&deadline, p->cfg.wait_timeout_ms);
     pthread_mutex_lock(&p->mu);
+    if ((heavy && p->heavy_in_use >= p->heavy_limit) || p->nidle == 0)
+        p->counters.waits++; /* one wait per call, whatever it waits for */
+    if (heavy) {
+        if (p->heavy_in_use < p->heavy_limit) {
+            p->heavy_in_use++;
+        } else {
+            int rc = queue_wait(p, &p->heavy_waiting, &deadline, NULL);
+            if (rc) {
+                pthread_mutex_unlock(&p->mu);
+                return rc;
+            }
+        }
+    }
     if (p->nidle > 0) {
         slot = p->idle[--p->nidle];
     } else {
-        int rc = wait_for_slot(p, &slot);
+        int rc = queue_wait(p, &p->waiting, &deadline, &slot);
         if (rc) {
+            if (heavy)
+                heavy_put(p);
             pthread_mutex_unlock(&p->mu);
             return rc;
         }
     }
+    p->slots[slot].heavy = heavy;
     pl_conn *c = &p->slots[slot];
     int stale = c->pg && c->generation != p->generation;
     pthread_mutex_unlock(&p->mu);
@@ -311,6 +368,16 @@ int pl_pool_acquire(pl_pool *p, pl_conn **out)
     return PL_OK;
 }
 
+int pl_pool_acquire(pl_pool *p, pl_conn **out)
+{
+    return acquire(p, out, 0);
+}
+
+int pl_pool_acquire_heavy(pl_pool *p, pl_conn **out)
+{
+    return acquire(p, out, 1);
+}
+
 void pl_pool_release(pl_pool *p, pl_conn *c)
 {
     if (!c)
@@ -322,11 +389,12 @@ void pl_pool_release(pl_pool *p, pl_conn *c)
         pthread_mutex_unlock(&p->mu);
     }
     pthread_mutex_lock(&p->mu);
-    pool_waiter *w = p->head;
+    if (c->heavy) {
+        c->heavy = 0;
+        heavy_put(p);
+    }
+    pool_waiter *w = queue_pop(&p->waiting);
     if (w) {
-        p->head = w->next;
-        if (!p->head)
-            p->tail = NULL;
         w->slot = (size_t)(c - p->slots);
         w->granted = 1;
         pthread_cond_signal(&w->cv);

@@ -38,8 +38,12 @@ int pl_pool_create(pl_pool **out, const pl_pool_config *cfg);
 void pl_pool_destroy(pl_pool *p);
 
 /* Takes a connection, waiting up to the wait timeout (PL_ETIMEOUT), and
- * connecting lazily (PL_ECONNECT). */
+ * connecting lazily (PL_ECONNECT). Waiters are served in arrival order. */
 int pl_pool_acquire(pl_pool *p, pl_conn **out);
+/* The same for a long call (base-table aggregate, report cursor,
+ * maintenance): at most half the pool (at least one connection) serves
+ * such calls at once, so short reads and writes always find the rest. */
+int pl_pool_acquire_heavy(pl_pool *p, pl_conn **out);
 /* Gives it back; a broken connection is closed and replaced later. */
 void pl_pool_release(pl_pool *p, pl_conn *c);
 

@@ -49,8 +49,10 @@ enum {
     PL_OPS_WRITE = 0, /* retried only when the request never left */
     PL_OPS_READ = 1,  /* idempotent: retried once on a fresh connection
                          when the pooled one was dead */
-    PL_OPS_SLOW = 2   /* maintenance (refresh, detach, attach, DDL): bound by
+    PL_OPS_SLOW = 2,  /* maintenance (refresh, detach, attach, DDL): bound by
                          an hour, not by cfg.statement_timeout_ms */
+    PL_OPS_HEAVY = 4  /* a long read (base-table aggregate): runs on the
+                         pool's heavy share (pl_pool_acquire_heavy) */
 };
 
 /* Runs a schema_ops.h template with text parameters (NULL: SQL NULL) and
@@ -58,9 +60,10 @@ enum {
 int pl_ops_exec(pl_ledger *l, const char *tmpl, int nparams, const char *const *values, unsigned how,
                 PGresult **out);
 
-/* pl_ops_exec for a read, then pl_table_from_pg. */
+/* pl_ops_exec for a read (how: PL_OPS_READ plus PL_OPS_HEAVY for a long
+ * one), then pl_table_from_pg. */
 int pl_ops_table(pl_table **out, pl_ledger *l, const char *tmpl, int nparams,
-                 const char *const *values, const char *kinds);
+                 const char *const *values, const char *kinds, unsigned how);
 
 /* A binary server-side cursor over a SELECT, in a read-only transaction on
  * one pooled connection (held until pl_cursor_close). */

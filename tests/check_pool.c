@@ -504,7 +504,7 @@ START_TEST(waiters_served_in_arrival_order)
         w[i] = (fifo_waiter){.l = l, .index = i, .finished = &finished, .position = -1};
         ck_assert_int_eq(pthread_create(&th[i], NULL, fifo_main, &w[i]), 0);
         /* queued before the next one starts */
-        for (int k = 0; k < 2000; k++) {
+        for (int k = 0; k < 10000; k++) {
             tu_ok(pl_stats(&st, l, sizeof st));
             if (st.pool_waits - waits0 == (uint64_t)i + 1)
                 break;
@@ -578,6 +578,55 @@ START_TEST(releasing_thread_does_not_overtake_waiter)
     pthread_join(th, NULL);
     fprintf(stderr, "pool of one: the hog overtook a waiting call at most %ld times\n", worst);
     ck_assert_int_le(worst, 2);
+    pl_close(l);
+}
+END_TEST
+
+
+/* Long calls (here: open audit iterators) hold at most half the pool: with
+ * a pool of 4, two iterators open at once, a third waits for a share (and
+ * times out), while point reads still run at once on the other half. */
+START_TEST(heavy_calls_leave_half_the_pool)
+{
+    pl_config cfg;
+    tu_config(&cfg, 0);
+    cfg.pool_size = 4;
+    cfg.pool_wait_timeout_ms = 300;
+    pl_ledger *l = tu_open_cfg(&cfg);
+    pl_change c = tu_change("heavy-1", "f", "1");
+    tu_ok(pl_insert(NULL, l, &c));
+    pl_iter *a = NULL, *b = NULL, *third = NULL;
+    tu_ok(pl_audit_open(&a, l, NULL, 0, PL_TIME_NOW));
+    tu_ok(pl_audit_open(&b, l, NULL, 0, PL_TIME_NOW));
+    pl_stats_info was, now;
+    tu_ok(pl_stats(&was, l, sizeof was));
+    for (int i = 0; i < 20; i++) {
+        pl_result *r = NULL;
+        tu_ok(pl_current(&r, l, "heavy-1", "f", 0));
+        pl_result_free(r);
+    }
+    tu_ok(pl_stats(&now, l, sizeof now));
+    ck_assert_uint_eq(now.pool_waits - was.pool_waits, 0);
+    double t0 = tu_now_ms();
+    int rc = pl_audit_open(&third, l, NULL, 0, PL_TIME_NOW);
+    double waited = tu_now_ms() - t0;
+    ck_assert_msg(rc == PL_ETIMEOUT, "third iterator: %d (%s)", rc, pl_errmsg());
+    ck_assert_ptr_null(third);
+    ck_assert_msg(waited >= 250, "gave up after %.0f ms, not the pool wait timeout", waited);
+    /* A dashboard on the base table is long too: it waits the same way. */
+    pl_table *t = NULL;
+    rc = pl_dashboard_changes(&t, l, 0, PL_TIME_NOW, NULL, 0);
+    ck_assert_int_eq(rc, PL_ETIMEOUT);
+    ck_assert_ptr_null(t);
+    /* A share comes back with its iterator. */
+    pl_iter_free(a);
+    tu_ok(pl_audit_open(&third, l, NULL, 0, PL_TIME_NOW));
+    const pl_record *rec;
+    ck_assert_int_eq(pl_iter_next(&rec, third), PL_OK);
+    pl_iter_free(third);
+    tu_ok(pl_dashboard_changes(&t, l, 0, PL_TIME_NOW, NULL, 0));
+    pl_table_free(t);
+    pl_iter_free(b);
     pl_close(l);
 }
 END_TEST
@@ -819,6 +868,7 @@ int main(void)
     tcase_add_test(tc, pool_of_one);
     tcase_add_test(tc, waiters_served_in_arrival_order);
     tcase_add_test(tc, releasing_thread_does_not_overtake_waiter);
+    tcase_add_test(tc, heavy_calls_leave_half_the_pool);
     suite_add_tcase(s, tc);
     tc = tu_tcase("stats", 60);
     tcase_add_test(tc, stats_fields);
