@@ -528,9 +528,12 @@ END_TEST
 
 
 /* A thread that releases its connection and asks again at once must not
- * overtake a thread already waiting (barging): the waiter is served after
- * at most the call in flight when it queued, and one more that may have
- * slipped in before it was queued. */
+ * overtake a thread already waiting (barging). Between the two counter
+ * readings the hog can finish at most: a call it had finished but not yet
+ * counted, the call in flight when the waiter queued, and the call it
+ * starts once the waiter's own call hands the connection back (before the
+ * waiter reads the counter again). The pool without FIFO hand-off let it
+ * overtake dozens of times. */
 typedef struct hog {
     pl_ledger *l;
     atomic_int stop;
@@ -577,7 +580,7 @@ START_TEST(releasing_thread_does_not_overtake_waiter)
     atomic_store(&h.stop, 1);
     pthread_join(th, NULL);
     fprintf(stderr, "pool of one: the hog overtook a waiting call at most %ld times\n", worst);
-    ck_assert_int_le(worst, 2);
+    ck_assert_int_le(worst, 3);
     pl_close(l);
 }
 END_TEST
