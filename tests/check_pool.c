@@ -464,22 +464,20 @@ END_TEST
 /* Threads that wait for a connection get one in the order they started
  * waiting: a released connection goes to the oldest waiter. The one
  * connection is held by an open audit iterator while the waiters queue up
- * one by one (pool_waits tells when each is queued). */
+ * one by one (pool_waits tells when each is queued). Each waiter appends
+ * its index to one field: on a pool of one the statements run in the order
+ * the connection was granted, and the field's history shows that order. */
 typedef struct fifo_waiter {
     pl_ledger *l;
-    int index;
-    atomic_int *finished;
-    int position; /* order in which its call returned */
+    char value[8];
     int rc;
 } fifo_waiter;
 
 static void *fifo_main(void *arg)
 {
     fifo_waiter *w = arg;
-    pl_result *r = NULL;
-    w->rc = pl_current(&r, w->l, "fifo-entity", "f", 0);
-    pl_result_free(r);
-    w->position = atomic_fetch_add(w->finished, 1);
+    pl_change c = tu_change("fifo-entity", "f", w->value);
+    w->rc = pl_insert(NULL, w->l, &c);
     return NULL;
 }
 
@@ -496,12 +494,11 @@ START_TEST(waiters_served_in_arrival_order)
     pl_stats_info st;
     tu_ok(pl_stats(&st, l, sizeof st));
     uint64_t waits0 = st.pool_waits;
-    atomic_int finished;
-    atomic_init(&finished, 0);
     fifo_waiter w[WAITERS];
     pthread_t th[WAITERS];
     for (int i = 0; i < WAITERS; i++) {
-        w[i] = (fifo_waiter){.l = l, .index = i, .finished = &finished, .position = -1};
+        w[i] = (fifo_waiter){.l = l, .rc = -100};
+        snprintf(w[i].value, sizeof w[i].value, "%d", i);
         ck_assert_int_eq(pthread_create(&th[i], NULL, fifo_main, &w[i]), 0);
         /* queued before the next one starts */
         for (int k = 0; k < 10000; k++) {
@@ -512,20 +509,26 @@ START_TEST(waiters_served_in_arrival_order)
         }
         ck_assert_uint_eq(st.pool_waits - waits0, (uint64_t)i + 1);
     }
-    ck_assert_int_eq(atomic_load(&finished), 0); /* all still waiting */
+    ck_assert_uint_eq(st.inserts, 0); /* all still waiting */
     pl_iter_free(holder);
-    for (int i = 0; i < WAITERS; i++)
-        pthread_join(th[i], NULL);
     for (int i = 0; i < WAITERS; i++) {
-        ck_assert_msg(w[i].rc == PL_OK || w[i].rc == PL_NOT_FOUND, "waiter %d: %d (%s)", i,
-                      w[i].rc, pl_errmsg());
-        ck_assert_msg(w[i].position == i, "waiter %d (queued %dth) finished %dth", i, i,
-                      w[i].position);
+        pthread_join(th[i], NULL);
+        ck_assert_msg(w[i].rc == PL_OK, "waiter %d: %d (%s)", i, w[i].rc, pl_errmsg());
     }
+    pl_result *h = NULL;
+    tu_ok(pl_history(&h, l, "fifo-entity", "f", 0));
+    ck_assert_uint_eq(pl_result_count(h), WAITERS);
+    for (size_t i = 0; i < WAITERS; i++) {
+        char want[8];
+        snprintf(want, sizeof want, "%zu", i);
+        ck_assert_msg(strcmp(pl_result_get(h, i)->new_value, want) == 0,
+                      "the %zuth statement to run came from waiter %s", i,
+                      pl_result_get(h, i)->new_value);
+    }
+    pl_result_free(h);
     pl_close(l);
 }
 END_TEST
-
 
 /* A thread that releases its connection and asks again at once must not
  * overtake a thread already waiting (barging). Between the two counter
