@@ -531,12 +531,15 @@ START_TEST(waiters_served_in_arrival_order)
 END_TEST
 
 /* A thread that releases its connection and asks again at once must not
- * overtake a thread already waiting (barging). Between the two counter
- * readings the hog can finish at most: a call it had finished but not yet
- * counted, the call in flight when the waiter queued, and the call it
- * starts once the waiter's own call hands the connection back (before the
- * waiter reads the counter again). The pool without FIFO hand-off let it
- * overtake dozens of times. */
+ * overtake a thread already waiting (barging). Each round counts the hog's
+ * calls finished while one call of ours ran. With FIFO hand-off that is
+ * about one per round: a call it had finished but not yet counted, the one
+ * in flight when ours queued, and the one it starts when ours hands the
+ * connection back; more only when our thread is descheduled before it
+ * queues. Measured: 48-52 calls in 50 rounds with FIFO hand-off; the pool
+ * without it (867efd5) let the hog finish 60 to 338 (up to 277 in one
+ * round). The bound catches heavy barging and leaves room for a
+ * sanitizer's scheduling; the order itself is checked above. */
 typedef struct hog {
     pl_ledger *l;
     atomic_int stop;
@@ -557,6 +560,7 @@ static void *hog_main(void *arg)
 
 START_TEST(releasing_thread_does_not_overtake_waiter)
 {
+    enum { ROUNDS = 50 };
     pl_config cfg;
     tu_config(&cfg, 0);
     cfg.pool_size = 1;
@@ -569,21 +573,23 @@ START_TEST(releasing_thread_does_not_overtake_waiter)
     ck_assert_int_eq(pthread_create(&th, NULL, hog_main, &h), 0);
     while (atomic_load(&h.calls) < 10)
         tu_sleep_ms(1);
-    long worst = 0;
-    for (int i = 0; i < 50; i++) {
+    long worst = 0, total = 0;
+    for (int i = 0; i < ROUNDS; i++) {
         long before = atomic_load(&h.calls);
         pl_result *r = NULL;
         int rc = pl_current(&r, l, "fifo-entity", "f", 0);
         pl_result_free(r);
         long overtaken = atomic_load(&h.calls) - before;
         ck_assert_msg(rc == PL_OK || rc == PL_NOT_FOUND, "%d: %s", rc, pl_errmsg());
+        total += overtaken;
         if (overtaken > worst)
             worst = overtaken;
     }
     atomic_store(&h.stop, 1);
     pthread_join(th, NULL);
-    fprintf(stderr, "pool of one: the hog overtook a waiting call at most %ld times\n", worst);
-    ck_assert_int_le(worst, 3);
+    fprintf(stderr, "pool of one: the hog finished %ld calls during %d of ours (at most %ld in one)\n",
+            total, ROUNDS, worst);
+    ck_assert_int_le(total, 2 * ROUNDS);
     pl_close(l);
 }
 END_TEST
