@@ -30,6 +30,34 @@ static void run_label(char *buf, size_t len, const run_spec *s)
     snprintf(buf, len, "%s, %d clients, cache %s", s->label, s->clients, s->cache ? "on" : "off");
 }
 
+/* Merges every query type's latencies of a run into *all; returns its
+ * failed calls. */
+static uint64_t merge_types(const run_result *res, bench_hist *all)
+{
+    hist_reset(all);
+    uint64_t errors = 0;
+    for (int t = 0; t < Q_NTYPES; t++) {
+        hist_merge(all, &res->hist[t]);
+        errors += res->errors[t];
+    }
+    return errors;
+}
+
+/* Refreshes the materialized views and records how long it took under
+ * `phase`; returns the library's code (noted when it failed). */
+static int refresh_views(const bench_opts *o, const char *phase)
+{
+    pl_ledger *l = bench_open(o, 0, 1, 1, 0);
+    double t0 = bench_now();
+    int rc = l ? pl_refresh_views(l) : PL_ECONNECT;
+    if (rc)
+        report_note("%s: pl_refresh_views: %s: %s", phase, pl_strerror(rc), pl_errmsg());
+    else
+        report_value(phase, "refresh_views_s", bench_now() - t0, "s");
+    pl_close(l);
+    return rc;
+}
+
 /* Runs one workload and adds a row per query type that ran, plus one for
  * all of them together named `all_name`. */
 static int run_rows(const bench_opts *o, const bench_dataset *ds, const char *phase,
@@ -94,10 +122,7 @@ void mix_phase(const bench_opts *o, const bench_dataset *ds)
             run_spec s = {.label = "design-record mix",
                           .clients = c,
                           .cache = cache,
-                          .flags = 0,
-                          .weights = {0},
-                          .duration = o->duration,
-                          .pool_size = 0};
+                          .duration = o->duration};
             memcpy(s.weights, mix_weights, sizeof s.weights);
             run_result *res = malloc(sizeof *res);
             if (!res)
@@ -139,10 +164,7 @@ void mix_phase(const bench_opts *o, const bench_dataset *ds)
             run_spec s = {.label = "mix without analytics",
                           .clients = c,
                           .cache = cache,
-                          .flags = 0,
-                          .weights = {0},
-                          .duration = o->short_duration,
-                          .pool_size = 0};
+                          .duration = o->short_duration};
             memcpy(s.weights, mix_weights, sizeof s.weights);
             s.weights[Q_ANALYTICS] = 0;
             run_result *res = malloc(sizeof *res);
@@ -150,12 +172,7 @@ void mix_phase(const bench_opts *o, const bench_dataset *ds)
                 return;
             workload_run(o, ds, &s, res);
             bench_hist all;
-            hist_reset(&all);
-            uint64_t errors = 0;
-            for (int t = 0; t < Q_NTYPES; t++) {
-                hist_merge(&all, &res->hist[t]);
-                errors += res->errors[t];
-            }
+            uint64_t errors = merge_types(res, &all);
             bench_row *r = report_row("mix", "all (mix w/o analytics)", c, cache);
             report_fill(r, &all, errors, res->elapsed);
             free(res);
@@ -168,21 +185,11 @@ void mix_phase(const bench_opts *o, const bench_dataset *ds)
      * dashboard call only; every point query stays exact), which is how
      * the design record serves dashboards. */
     if (o->redis && o->records > 20000) {
-        pl_ledger *l = bench_open(o, 0, 1, 1, 0);
-        double t0 = bench_now();
-        int rc = l ? pl_refresh_views(l) : PL_ECONNECT;
-        if (rc)
-            report_note("mix: pl_refresh_views: %s: %s", pl_strerror(rc), pl_errmsg());
-        else
-            report_value("mix", "refresh_views_s", bench_now() - t0, "s");
-        pl_close(l);
+        refresh_views(o, "mix");
         run_spec s = {.label = "steady-state mix",
                       .clients = c,
                       .cache = 1,
-                      .flags = 0,
-                      .weights = {0},
-                      .duration = o->duration,
-                      .pool_size = 0};
+                      .duration = o->duration};
         memcpy(s.weights, mix_weights, sizeof s.weights);
         s.analytics_flags = PL_ALLOW_STALE;
         s.warmup = o->duration;
@@ -248,10 +255,7 @@ static void point_pair(const bench_opts *o, const bench_dataset *ds, int t, int 
         run_spec s = {.label = query_names[t],
                       .clients = c,
                       .cache = 0,
-                      .flags = 0,
-                      .weights = {0},
-                      .duration = secs,
-                      .pool_size = 0};
+                      .duration = secs};
         s.weights[t] = 1;
         bench_log("point: %s, %d clients, round %d/%d (%.1f s each side)", query_names[t], c,
                   round + 1, rounds, secs);
@@ -392,25 +396,13 @@ void point_phase(const bench_opts *o, const bench_dataset *ds)
      * view (PL_ALLOW_STALE) after a refresh, the design record's layer 2. */
     if (!tiny) {
         for (int stale = 0; stale <= 1; stale++) {
-            if (stale) {
-                pl_ledger *l = bench_open(o, 0, 1, 1, 0);
-                double t0 = bench_now();
-                int rc = l ? pl_refresh_views(l) : PL_ECONNECT;
-                if (rc) {
-                    report_note("point: pl_refresh_views: %s: %s", pl_strerror(rc), pl_errmsg());
-                    pl_close(l);
-                    break;
-                }
-                report_value("point", "refresh_views_s", bench_now() - t0, "s");
-                pl_close(l);
-            }
+            if (stale && refresh_views(o, "point"))
+                break;
             run_spec s = {.label = stale ? "dashboard (view)" : query_names[Q_ANALYTICS],
                           .clients = 1,
                           .cache = 0,
                           .flags = stale ? PL_ALLOW_STALE : 0u,
-                          .weights = {0},
-                          .duration = o->short_duration,
-                          .pool_size = 0};
+                          .duration = o->short_duration};
             s.weights[Q_ANALYTICS] = 1;
             run_result *res = malloc(sizeof *res);
             if (!res)
@@ -498,8 +490,6 @@ void pool_phase(const bench_opts *o, const bench_dataset *ds)
             run_spec s = {.label = "pool sweep",
                           .clients = c,
                           .cache = cache,
-                          .flags = 0,
-                          .weights = {0},
                           .duration = o->short_duration,
                           .pool_size = sizes[i]};
             memcpy(s.weights, mix_weights, sizeof s.weights);
@@ -509,12 +499,7 @@ void pool_phase(const bench_opts *o, const bench_dataset *ds)
                 return;
             workload_run(o, ds, &s, res);
             bench_hist all;
-            hist_reset(&all);
-            uint64_t errors = 0;
-            for (int t = 0; t < Q_NTYPES; t++) {
-                hist_merge(&all, &res->hist[t]);
-                errors += res->errors[t];
-            }
+            uint64_t errors = merge_types(res, &all);
             char name[48];
             snprintf(name, sizeof name, "mix w/o analytics, pool %d", sizes[i]);
             bench_row *r = report_row("pool", name, c, cache);
