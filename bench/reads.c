@@ -185,7 +185,7 @@ void mix_phase(const bench_opts *o, const bench_dataset *ds)
      * dashboard call only; every point query stays exact), which is how
      * the design record serves dashboards. */
     if (o->redis && o->records > 20000) {
-        refresh_views(o, "mix");
+        refresh_views(o, "steady");
         run_spec s = {.label = "steady-state mix",
                       .clients = c,
                       .cache = 1,
