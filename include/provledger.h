@@ -203,8 +203,10 @@ typedef struct pl_config {
     /** Redis URL of the result cache: `redis://[:password@]host:port[/db]`
      *  or `unix:///path/to/redis.sock[?db=N]`. NULL (default): no cache. */
     const char *redis_url;
-    /** Time to live of cached answers, in ms (default 300000). Correctness
-     *  never depends on it; it only bounds memory. */
+    /** Time to live of cached answers, in ms (default 300000). Freshness
+     *  never depends on it; it bounds memory, and how old a genuine answer
+     *  someone with write access to Redis could replay (README "The
+     *  cache": threat model). */
     unsigned int cache_ttl_ms;
     /** Prefix of every Redis key, so several ledgers can share one Redis
      *  (default "pl:"; at most 64 bytes). */
@@ -218,12 +220,14 @@ typedef struct pl_config {
     /** How long one process trusts the cache state it read from PostgreSQL
      *  (the cache lease), in ms (default 1000, 50..60000). The longest lease
      *  any process of the ledger has used is recorded in the database; a
-     *  write that could not invalidate Redis waits at most that long, once
-     *  per outage, before it returns, so that no process serves a stale
-     *  answer. The cache then stays off for max(4 x lease, 10 s). */
+     *  write whose intent Redis could not take waits at most that long,
+     *  once per outage, before it writes, so that no process serves a stale
+     *  answer. The cache then stays off for max(4 x lease, 2 x lease + 4 s),
+     *  and for the same window after Redis lost data (restart, flush). */
     unsigned int cache_lease_ms;
     /** After a Redis failure, how long the circuit breaker stays open before
-     *  one probe, in ms (default 1000; doubles up to 30000 while failing). */
+     *  one probe, in ms (default 1000; doubles while failing, up to 2000 or
+     *  this value if larger). */
     unsigned int redis_retry_ms;
     /** Non-zero: listen for rows written with plain SQL (not through this
      *  library) and invalidate their cached answers as they commit
@@ -285,7 +289,7 @@ PL_EXTERN int pl_migrate(pl_ledger *l);
 PL_EXTERN int pl_schema_version(int *out_db, pl_ledger *l);
 
 /** The schema version this library creates with pl_migrate(). */
-#define PL_SCHEMA_VERSION 2
+#define PL_SCHEMA_VERSION 3
 
 /* ------------------------------------------------------------------------ */
 /* Writing                                                                   */
@@ -342,8 +346,10 @@ typedef struct pl_receipt {
  * Appends one change. Validates everything before any I/O; then, in one
  * transaction, orders the entity (its transaction time is strictly after
  * the entity's previous one), appends the record, and keeps the exact
- * latest-state table; after commit, invalidates the entity's cached
- * answers. A Redis failure never fails or rolls back a write.
+ * latest-state table. With a cache, a write intent is recorded for the
+ * entity in Redis before the transaction and cleared after it, so every
+ * cached read is linearizable (README "The cache"). A Redis failure never
+ * fails or rolls back a write.
  *
  * @param out receives the receipt; may be NULL.
  * @param l the ledger.
@@ -575,6 +581,15 @@ typedef struct pl_stats_info {
     unsigned int pool_size;         /**< Configured pool size. */
     unsigned int pool_open;         /**< Connections open now. */
     uint64_t replica_reads;         /**< Reads served by the replica. */
+    /* appended in ABI 1.1 */
+    uint64_t cache_rejected;        /**< Cached entries refused and dropped:
+                                         MAC or binding did not verify,
+                                         malformed, older than the TTL by
+                                         the server's clock, or filled
+                                         before a write this handle made.
+                                         Non-zero means someone else wrote
+                                         into the cache's keys (README
+                                         "The cache": threat model). */
 } pl_stats_info;
 
 /**

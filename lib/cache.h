@@ -1,6 +1,6 @@
 /* The result cache: which answers live in Redis under which keys, and the
  * protocol that keeps them exact (see the comment at the top of cache.c).
- * Speaks to Redis through redis.h; knows no SQL beyond the three cache-state
+ * Speaks to Redis through redis.h; knows no SQL beyond the cache-state
  * statements it asks the ledger to run. */
 #ifndef PL_CACHE_H
 #define PL_CACHE_H
@@ -16,10 +16,13 @@ int pl_cache_create(pl_cache **out, pl_ledger *l);
 void pl_cache_destroy(pl_cache *c);
 
 /* What a miss remembers so that its fill can be refused if a write landed
- * in between. */
+ * in between, and authenticated for what it answers. */
 typedef struct pl_cache_ticket {
     int armed;          /* a fill may be attempted */
     int64_t epoch;
+    char ledger_id[40];
+    const char *entity; /* the caller's, alive until the fill */
+    pl_time read_after; /* server clock: the database read starts after it */
     char token[40];
     pl_buf key;
     pl_buf field;
@@ -37,9 +40,37 @@ void pl_cache_fill(pl_cache *c, pl_cache_ticket *t, const pl_result *r, pl_time 
 
 void pl_cache_ticket_release(pl_cache_ticket *t);
 
-/* After a committed write: drop the cached answers of these entities.
- * `epoch` is the cache epoch the write transaction saw. When Redis cannot
- * be reached, disables the cache for every process before returning. */
+/* A write's intents: placed before its statement, cleared after it. */
+typedef struct pl_cache_intent {
+    char (*gens)[40];   /* per (entity, epoch): the intent's generation, "" if none */
+    size_t placed;      /* how many pairs hold one */
+    char ledger_id[40];
+    int64_t epochs[2];  /* the lease's epoch and the one before */
+    uint64_t sent_us;   /* monotonic: when the intents were sent */
+} pl_cache_intent;
+
+/* How the write went, for pl_cache_intent_end. */
+enum {
+    PL_CACHE_COMMITTED, /* committed */
+    PL_CACHE_FAILED,    /* rolled back, or never sent */
+    PL_CACHE_UNKNOWN    /* may commit still: leave the intents to run out */
+};
+
+/* Before a write of these entities: records an intent in each entity's
+ * hash, or, when Redis cannot take them, disables the cache for every
+ * process before returning. PL_ENOMEM when nothing could be set up (the
+ * write must not go ahead). */
+int pl_cache_intent_begin(pl_cache *c, pl_cache_intent *it, const char *const *entities, size_t n);
+
+/* After the write: notes the transaction times written (tts, may be NULL)
+ * and clears the intents. Frees what begin allocated. */
+void pl_cache_intent_end(pl_cache *c, pl_cache_intent *it, const char *const *entities,
+                         const pl_time *tts, size_t n, int outcome);
+
+/* After a write the library did not see coming (plain SQL, reported by
+ * NOTIFY): drop the cached answers of these entities. `epoch` is the cache
+ * epoch the write saw. When Redis cannot be reached, disables the cache for
+ * every process before returning. */
 void pl_cache_invalidate(pl_cache *c, const char *const *entities, size_t n, int64_t epoch);
 
 /* Counts a read that skipped the cache on purpose (PL_REALTIME). */
@@ -49,5 +80,9 @@ void pl_cache_stats(pl_cache *c, pl_stats_info *s);
 
 /* Test hook: called between a miss's database read and its fill. */
 void pl_cache_set_fill_hook(pl_cache *c, void (*hook)(void *), void *arg);
+
+/* Test hook: called after a write committed, before its intents are
+ * cleared (where the old protocol would have invalidated). */
+void pl_cache_set_write_hook(pl_cache *c, void (*hook)(void *), void *arg);
 
 #endif

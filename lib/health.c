@@ -97,8 +97,10 @@ static json_t *client_json(pl_ledger *l, json_t *alerts)
         (json_int_t)s.pool_waits, "pool_wait_us", (json_int_t)s.pool_wait_us, "reconnects",
         (json_int_t)s.reconnects, "pool_size", (json_int_t)s.pool_size, "pool_open",
         (json_int_t)s.pool_open, "replica_reads", (json_int_t)s.replica_reads);
-    if (!c)
+    if (!c || json_object_set_new(c, "cache_rejected", json_integer((json_int_t)s.cache_rejected)) != 0) {
+        json_decref(c);
         return NULL;
+    }
     json_t *metrics = pl_metrics_json(&l->metrics);
     if (!metrics || json_object_set_new(c, "metrics", metrics) != 0) {
         json_decref(c);
@@ -108,6 +110,13 @@ static json_t *client_json(pl_ledger *l, json_t *alerts)
     if (lookups >= MIN_LOOKUPS && s.cache_hit_rate < MIN_HIT_RATE)
         add_alert(alerts, "cache_hit_rate_low", "cache hit rate %.3f after %llu lookups (below %.1f)",
                   s.cache_hit_rate, (unsigned long long)lookups, MIN_HIT_RATE);
+    /* Only someone writing into the cache's keys makes entries fail their
+     * check (cache.c: authentication). */
+    if (s.cache_rejected > 0)
+        add_alert(alerts, "cache_rejected",
+                  "%llu cached entries failed authentication or were replays and were refused; "
+                  "something other than this library writes to the cache's Redis keys",
+                  (unsigned long long)s.cache_rejected);
     /* Client-side latency of each operation, as measured here. */
     const char *op;
     json_t *m;

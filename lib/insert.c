@@ -80,7 +80,10 @@ static void encode(pl_array cols[NCOLS], const pl_change *changes, const pl_time
     }
 }
 
-static int read_receipts(PGresult *r, pl_receipt *out, size_t n, int64_t *epoch, size_t *appended)
+/* Reads the receipts into out (may be NULL) and the transaction times into
+ * written (may be NULL), both in change order. */
+static int read_receipts(PGresult *r, pl_receipt *out, size_t n, int64_t *epoch, size_t *appended,
+                         pl_time *written)
 {
     *appended = 0;
     if (PQntuples(r) != (int)n || PQnfields(r) != 5)
@@ -95,6 +98,8 @@ static int read_receipts(PGresult *r, pl_receipt *out, size_t n, int64_t *epoch,
             out[ord - 1].id = pl_get_i64(PQgetvalue(r, i, 1));
             out[ord - 1].transaction_time = pl_wire_get_time(PQgetvalue(r, i, 2));
         }
+        if (written)
+            written[ord - 1] = pl_wire_get_time(PQgetvalue(r, i, 2));
         if (!PQgetisnull(r, i, 3))
             *epoch = pl_get_i64(PQgetvalue(r, i, 3));
         /* A keyed retry returns the original receipt without appending. */
@@ -102,24 +107,6 @@ static int read_receipts(PGresult *r, pl_receipt *out, size_t n, int64_t *epoch,
             (*appended)++;
     }
     return PL_OK;
-}
-
-/* After commit: drop cached answers of every entity written. */
-static void invalidate(pl_ledger *l, const pl_change *changes, size_t n, int64_t epoch)
-{
-    if (!l->cache)
-        return;
-    const char **ids = malloc(n * sizeof *ids);
-    if (!ids) {
-        /* Still must not leave stale answers: one entity at a time. */
-        for (size_t i = 0; i < n; i++)
-            pl_cache_invalidate(l->cache, &changes[i].entity_id, 1, epoch);
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        ids[i] = changes[i].entity_id;
-    pl_cache_invalidate(l->cache, ids, n, epoch);
-    free(ids);
 }
 
 static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const pl_time *tts,
@@ -146,6 +133,37 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
     int all_keyed = 1;
     for (size_t i = 0; i < n && all_keyed; i++)
         all_keyed = changes[i].idempotency_key != NULL;
+
+    /* The entities written, for the cache's intents. */
+    const char **ids = NULL;
+    pl_time *written = NULL;
+    if (l->cache) {
+        ids = malloc(n * sizeof *ids);
+        written = malloc(n * sizeof *written);
+        if (!ids || !written) {
+            free(ids);
+            free(written);
+            for (int k = 0; k < NCOLS; k++)
+                pl_buf_free(&cols[k].buf);
+            return pl_fail(PL_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++)
+            ids[i] = changes[i].entity_id;
+    }
+    /* Announced to the cache before anything can commit (cache.c), and
+     * before a connection is held: the cache may need one of its own. */
+    pl_cache_intent intent;
+    int intent_started = 0;
+    if (l->cache) {
+        if ((rc = pl_cache_intent_begin(l->cache, &intent, ids, n))) {
+            free(ids);
+            free(written);
+            for (int k = 0; k < NCOLS; k++)
+                pl_buf_free(&cols[k].buf);
+            return rc;
+        }
+        intent_started = 1;
+    }
 
     PGresult *r = NULL;
     int64_t epoch = 0;
@@ -178,14 +196,19 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
     }
     for (int k = 0; k < NCOLS; k++)
         pl_buf_free(&cols[k].buf);
-    if (rc)
-        return rc;
     size_t appended = 0;
-    rc = read_receipts(r, out, n, &epoch, &appended);
+    int outcome = rc == PL_OK ? PL_CACHE_COMMITTED : rc == PL_EUNKNOWN ? PL_CACHE_UNKNOWN
+                                                                      : PL_CACHE_FAILED;
+    if (rc == PL_OK) {
+        rc = read_receipts(r, out, n, &epoch, &appended, written);
+        atomic_fetch_add(&l->inserts, appended);
+    }
     PQclear(r);
-    atomic_fetch_add(&l->inserts, appended);
-    /* Committed: invalidate even if the receipts looked odd. */
-    invalidate(l, changes, n, epoch);
+    if (intent_started)
+        pl_cache_intent_end(l->cache, &intent, ids, outcome == PL_CACHE_COMMITTED && rc == PL_OK ? written : NULL,
+                            n, outcome);
+    free(ids);
+    free(written);
     return rc;
 }
 

@@ -11,26 +11,86 @@
 #include "ledger.h"
 #include "provledger.h"
 
-/* The cache's two scripts (their meaning is explained in cache.c). */
+/* The cache's scripts. What they keep true is argued in cache.c; each is
+ * one atomic step of that protocol. "now" is the Redis server's clock in
+ * milliseconds (TIME; scripts are replicated by effect). Hash fields: W, n
+ * and g describe the write intents (latest deadline, how many are placed,
+ * their generation), t is the fill token, any other field an answer. */
+#define NOW_MS "local tm = redis.call('TIME') local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000) "
 static const char *const script_text[PL_SCRIPT_COUNT] = {
-    [PL_SCRIPT_TOKEN] =
-        "local t = redis.call('HGET', KEYS[1], 't') "
-        "if t then return t end "
-        "redis.call('HSET', KEYS[1], 't', ARGV[1]) "
-        "redis.call('PEXPIRE', KEYS[1], ARGV[2]) "
-        "return ARGV[1]",
+    /* KEYS: hash, epoch marker. ARGV: answer field, fresh token, TTL ms.
+     * {1, answer} | {2, token} (miss, fill with it) | {3} (miss, a write
+     * is in flight: no fill) | {4} (the epoch marker is missing). */
+    [PL_SCRIPT_LOOKUP] =
+        "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
+        "if v then return {1, v} end "
+        "if redis.call('EXISTS', KEYS[2]) == 0 then return {4} end "
+        "local s = redis.call('HMGET', KEYS[1], 'W', 't') "
+        "if s[1] then " NOW_MS "if tonumber(s[1]) > now then return {3} end end "
+        "if s[2] then return {2, s[2]} end "
+        "redis.call('HSET', KEYS[1], 't', ARGV[2]) "
+        "if not s[1] then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end "
+        "return {2, ARGV[2]}",
+    /* KEYS: hash. ARGV: token, answer field, entry, TTL ms, field limit.
+     * 1 stored | 0 refused (token gone or a write in flight) | 2 entity
+     * full | 3 a newer answer is already there. */
     [PL_SCRIPT_FILL] =
-        "if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end "
+        "local s = redis.call('HMGET', KEYS[1], 't', 'W') "
+        "if s[1] ~= ARGV[1] then return 0 end "
+        "if s[2] then " NOW_MS "if tonumber(s[2]) > now then return 0 end end "
         "if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return 2 end "
+        "local old = redis.call('HGET', KEYS[1], ARGV[2]) "
+        "if old and string.sub(old, 1, 32) > string.sub(ARGV[3], 1, 32) then return 3 end "
         "redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) "
         "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
         "return 1",
+    /* KEYS: hash. ARGV: intent TTL ms, fresh generation. Drops every
+     * answer and the token, records one more intent; the hash has no TTL
+     * while it holds one (volatile eviction policies never take it).
+     * Returns the generation the intent belongs to. */
+    [PL_SCRIPT_INTENT] =
+        NOW_MS
+        "local s = redis.call('HMGET', KEYS[1], 'W', 'n', 'g') "
+        "local w, n, g = tonumber(s[1]), tonumber(s[2]), s[3] "
+        "if not w or w <= now or not g or not n then n = 0 g = ARGV[2] end "
+        "local d = now + tonumber(ARGV[1]) "
+        "if w and w > d then d = w end "
+        "redis.call('DEL', KEYS[1]) "
+        "redis.call('HSET', KEYS[1], 'W', d, 'n', n + 1, 'g', g) "
+        "return g",
+    /* KEYS: hash. ARGV: the intent's generation. After the write: 1 our
+     * intent removed | 2 it was gone but another write is in flight | 0 it
+     * was gone (expired and replaced, or lost): the hash is dropped. */
+    [PL_SCRIPT_CLEAR] =
+        "local s = redis.call('HMGET', KEYS[1], 'W', 'n', 'g') "
+        "if s[3] == ARGV[1] then "
+        "  local n = (tonumber(s[2]) or 1) - 1 "
+        "  if n > 0 then redis.call('HSET', KEYS[1], 'n', n) else redis.call('DEL', KEYS[1]) end "
+        "  return 1 "
+        "end "
+        "if s[1] then " NOW_MS "if tonumber(s[1]) > now then return 2 end end "
+        "redis.call('DEL', KEYS[1]) "
+        "return 0",
+    /* KEYS: hash. After a write the library did not see coming (plain SQL):
+     * drops every answer and the token, keeps intents in flight. */
+    [PL_SCRIPT_INVALIDATE] =
+        "local s = redis.call('HMGET', KEYS[1], 'W', 'n', 'g') "
+        "redis.call('DEL', KEYS[1]) "
+        "if s[1] and s[3] then redis.call('HSET', KEYS[1], 'W', s[1], 'n', s[2] or 1, 'g', s[3]) end "
+        "return 1",
+    /* KEYS: hash. ARGV: field, entry. Drops an entry that failed its check,
+     * unless it was replaced meanwhile. */
+    [PL_SCRIPT_DROP] =
+        "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) return 1 end "
+        "return 0",
 };
+#undef NOW_MS
 
 struct pl_redis_conn {
     redisContext *ctx;
     char run_id[64];
     char sha[PL_SCRIPT_COUNT][48];
+    int reload; /* a pipelined reply said NOSCRIPT */
 };
 
 struct pl_redis {
@@ -274,7 +334,9 @@ static void breaker_trip(pl_redis *r, uint64_t now)
         if (!r->degraded_since)
             r->degraded_since = now;
     } else {
-        r->backoff_ms = r->backoff_ms * 2 > 30000 ? 30000 : r->backoff_ms * 2;
+        /* Capped low: the recovery bound of the cache (README) includes it. */
+        uint64_t cap = r->cfg.retry_ms > PL_REDIS_MAX_BACKOFF_MS ? r->cfg.retry_ms : PL_REDIS_MAX_BACKOFF_MS;
+        r->backoff_ms = r->backoff_ms * 2 > cap ? cap : r->backoff_ms * 2;
     }
     r->retry_at_us = now + r->backoff_ms * 1000u;
 }
@@ -344,6 +406,11 @@ void pl_redis_release(pl_redis *r, pl_redis_conn *c, int failed)
     conn_free(c);
 }
 
+int pl_redis_db(const pl_redis *r)
+{
+    return r->db;
+}
+
 const char *pl_redis_run_id(const pl_redis_conn *c)
 {
     return c->run_id;
@@ -354,30 +421,76 @@ redisContext *pl_redis_ctx(pl_redis_conn *c)
     return c->ctx;
 }
 
-redisReply *pl_redis_script(pl_redis_conn *c, int script, int nkeys, int argc, const char **argv,
-                            const size_t *argvlen)
+enum { MAX_SCRIPT_ARGS = 12 };
+
+/* EVALSHA's arguments for one script call; -1 when there are too many. */
+static int script_args(pl_redis_conn *c, int script, int nkeys, int argc, const char **argv,
+                       const size_t *argvlen, const char **av, size_t *al, char nk[8])
 {
-    enum { MAXARGS = 12 };
-    const char *av[MAXARGS];
-    size_t al[MAXARGS];
-    char nk[8];
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    if (argc + 3 > MAXARGS)
-        return NULL;
+    if (argc + 3 > MAX_SCRIPT_ARGS)
+        return -1;
+    snprintf(nk, 8, "%d", nkeys);
     av[0] = "EVALSHA", al[0] = 7;
     av[1] = c->sha[script], al[1] = strlen(c->sha[script]);
     av[2] = nk, al[2] = strlen(nk);
     for (int i = 0; i < argc; i++)
         av[i + 3] = argv[i], al[i + 3] = argvlen[i];
-    redisReply *rep = redisCommandArgv(c->ctx, argc + 3, av, al);
-    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+    return argc + 3;
+}
+
+static int is_noscript(const redisReply *rep)
+{
+    return rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0;
+}
+
+redisReply *pl_redis_script(pl_redis_conn *c, int script, int nkeys, int argc, const char **argv,
+                            const size_t *argvlen)
+{
+    const char *av[MAX_SCRIPT_ARGS];
+    size_t al[MAX_SCRIPT_ARGS];
+    char nk[8];
+    int n = script_args(c, script, nkeys, argc, argv, argvlen, av, al, nk);
+    if (n < 0)
+        return NULL;
+    redisReply *rep = redisCommandArgv(c->ctx, n, av, al);
+    if (is_noscript(rep)) {
         freeReplyObject(rep);
         if (load_scripts(c) < 0)
             return NULL;
         av[1] = c->sha[script], al[1] = strlen(c->sha[script]);
-        rep = redisCommandArgv(c->ctx, argc + 3, av, al);
+        rep = redisCommandArgv(c->ctx, n, av, al);
     }
     return rep;
+}
+
+int pl_redis_script_append(pl_redis_conn *c, int script, int nkeys, int argc, const char **argv,
+                           const size_t *argvlen)
+{
+    const char *av[MAX_SCRIPT_ARGS];
+    size_t al[MAX_SCRIPT_ARGS];
+    char nk[8];
+    int n = script_args(c, script, nkeys, argc, argv, argvlen, av, al, nk);
+    if (n < 0 || redisAppendCommandArgv(c->ctx, n, av, al) != REDIS_OK)
+        return -1;
+    return 0;
+}
+
+redisReply *pl_redis_script_reply(pl_redis_conn *c)
+{
+    void *rep = NULL;
+    if (redisGetReply(c->ctx, &rep) != REDIS_OK)
+        return NULL;
+    if (is_noscript(rep))
+        c->reload = 1;
+    return rep;
+}
+
+int pl_redis_reload_if_needed(pl_redis_conn *c)
+{
+    if (!c->reload)
+        return 0;
+    c->reload = 0;
+    return load_scripts(c);
 }
 
 void pl_redis_counters_get(pl_redis *r, pl_redis_counters *out)

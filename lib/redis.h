@@ -32,6 +32,9 @@ pl_redis_conn *pl_redis_acquire(pl_redis *r);
 /* Returns a connection; `failed` closes it and opens the breaker. */
 void pl_redis_release(pl_redis *r, pl_redis_conn *c, int failed);
 
+/* The database number the URL selects. */
+int pl_redis_db(const pl_redis *r);
+
 /* The server's run_id, read when the connection was made. */
 const char *pl_redis_run_id(const pl_redis_conn *c);
 redisContext *pl_redis_ctx(pl_redis_conn *c);
@@ -41,7 +44,31 @@ redisContext *pl_redis_ctx(pl_redis_conn *c);
 redisReply *pl_redis_script(pl_redis_conn *c, int script, int nkeys, int argc, const char **argv,
                             const size_t *argvlen);
 
-enum { PL_SCRIPT_TOKEN, PL_SCRIPT_FILL, PL_SCRIPT_COUNT };
+enum {
+    PL_SCRIPT_LOOKUP,
+    PL_SCRIPT_FILL,
+    PL_SCRIPT_INTENT,
+    PL_SCRIPT_CLEAR,
+    PL_SCRIPT_INVALIDATE,
+    PL_SCRIPT_DROP,
+    PL_SCRIPT_COUNT
+};
+
+/* Queues a preloaded script without waiting for its reply (pipelining);
+ * read the replies with pl_redis_script_reply in order. Returns -1 when
+ * the command could not be queued. */
+int pl_redis_script_append(pl_redis_conn *c, int script, int nkeys, int argc, const char **argv,
+                           const size_t *argvlen);
+/* The next queued reply, or NULL on a connection error. A NOSCRIPT error
+ * (Redis lost its scripts) comes back as that error and is remembered for
+ * pl_redis_reload_if_needed. */
+redisReply *pl_redis_script_reply(pl_redis_conn *c);
+/* After pipelined replies: reloads the scripts when one said NOSCRIPT;
+ * -1 when that failed. */
+int pl_redis_reload_if_needed(pl_redis_conn *c);
+
+/* The longest wait between reconnection attempts of an open breaker. */
+#define PL_REDIS_MAX_BACKOFF_MS 2000u
 
 typedef struct pl_redis_counters {
     uint64_t errors;

@@ -484,11 +484,92 @@ static const char *const migration_1[] = {
     NULL,
 };
 
+/* Migration 3: the cache's MAC key and its recovery after Redis lost data. */
+static const char *const migration_3[] = {
+    /* The key that authenticates every cached answer. It never goes to
+     * Redis; only roles that may run pl_cache_secret() read it. */
+    "CREATE TABLE @S@.cache_secret (\n"
+    "  id      integer PRIMARY KEY CHECK (id = 1),\n"
+    "  mac_key bytea NOT NULL CHECK (length(mac_key) = 32)\n"
+    ");\n"
+    /* gen_random_uuid() draws from pg_strong_random(): 2 x 122 random bits. */
+    "INSERT INTO @S@.cache_secret VALUES (1, decode(replace(gen_random_uuid()::text || gen_random_uuid()::text,\n"
+    "  '-', ''), 'hex'));\n"
+    "REVOKE ALL ON @S@.cache_secret FROM PUBLIC;\n"
+    "CREATE TRIGGER cache_secret_guard BEFORE UPDATE OR DELETE OR TRUNCATE ON @S@.cache_secret\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_guard_derived();\n"
+    "CREATE FUNCTION @S@.pl_cache_secret() RETURNS bytea\n"
+    "LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
+    "  SELECT s.mac_key FROM @S@.cache_secret s WHERE s.id = 1\n"
+    "$fn$;\n"
+    /* Per Redis database and key prefix, the epoch whose marker key some
+     * process set there (confirmed: the SET succeeded). A marker missing
+     * after it was confirmed means Redis lost the epoch's data. */
+    "CREATE TABLE @S@.cache_marks (\n"
+    "  binding   text COLLATE \"C\" PRIMARY KEY,\n"
+    "  epoch     bigint NOT NULL,\n"
+    "  confirmed boolean NOT NULL\n"
+    ");\n"
+    "CREATE TRIGGER cache_marks_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON @S@.cache_marks\n"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_guard_derived();\n"
+    /* A process found Redis in a state it cannot trust: another run_id, or
+     * the epoch's marker missing under p_binding. p_action 0 asks: returns 1
+     * when the caller should set the marker (never confirmed), 2 when it
+     * was confirmed (look again: a marker missing now means data was lost),
+     * else 0 (nothing to do; after another run_id, the epoch was moved).
+     * p_action 1 records that the caller set it. p_action 2 moves the epoch
+     * if its marker is still the confirmed one. Moving means a new epoch
+     * that no process uses until every write intent placed before has run
+     * out (p_window_ms). */
+    "CREATE FUNCTION @S@.pl_cache_recover(p_run_id text, p_epoch bigint, p_window_ms integer,\n"
+    "                                     p_binding text, p_action integer) RETURNS integer\n"
+    "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$\n"
+    "DECLARE\n"
+    "  s @S@.cache_state;\n"
+    "  m @S@.cache_marks;\n"
+    "BEGIN\n"
+    "  PERFORM set_config('provledger.internal', 'on', true);\n"
+    "  SELECT * INTO s FROM @S@.cache_state c WHERE c.id = 1 FOR UPDATE;\n"
+    "  SELECT * INTO m FROM @S@.cache_marks k WHERE k.binding = p_binding;\n"
+    "  IF p_action = 1 THEN\n"
+    "    UPDATE @S@.cache_marks k SET confirmed = true WHERE k.binding = p_binding AND k.epoch = p_epoch;\n"
+    "    RETURN 1;\n"
+    "  END IF;\n"
+    /* Never bound: nobody can have placed an intent in it yet. */
+    "  IF s.redis_run_id IS NULL THEN\n"
+    "    UPDATE @S@.cache_state c SET epoch = c.epoch + 1, redis_run_id = p_run_id WHERE c.id = 1;\n"
+    "    RETURN 0;\n"
+    "  END IF;\n"
+    "  IF s.redis_run_id IS DISTINCT FROM p_run_id OR\n"
+    "     (p_action = 2 AND s.epoch = p_epoch AND m.epoch = p_epoch AND m.confirmed) THEN\n"
+    "    UPDATE @S@.cache_state c SET epoch = c.epoch + 1, redis_run_id = p_run_id,\n"
+    "      disabled_since = CASE WHEN c.disabled_until > now() THEN c.disabled_since ELSE now() END,\n"
+    "      disabled_until = greatest(c.disabled_until, now() + p_window_ms * interval '1 millisecond')\n"
+    "     WHERE c.id = 1;\n"
+    "    RETURN 0;\n"
+    "  END IF;\n"
+    "  IF p_action = 0 AND s.epoch = p_epoch AND s.disabled_until <= now() THEN\n"
+    "    IF m.epoch = p_epoch AND m.confirmed THEN\n"
+    "      RETURN 2;\n"
+    "    END IF;\n"
+    "    INSERT INTO @S@.cache_marks AS k VALUES (p_binding, p_epoch, false)\n"
+    "      ON CONFLICT (binding) DO UPDATE SET epoch = EXCLUDED.epoch, confirmed = false\n"
+    "      WHERE k.epoch <> EXCLUDED.epoch;\n"
+    "    RETURN 1;\n"
+    "  END IF;\n"
+    "  RETURN 0;\n"
+    "END $fn$;\n"
+    "REVOKE EXECUTE ON FUNCTION @S@.pl_cache_secret(), @S@.pl_cache_recover(text, bigint, integer, text, integer)\n"
+    "  FROM PUBLIC;\n",
+    NULL,
+};
+
 extern const char *const pl_migration_2[];
 
 const pl_migration pl_migrations[] = {
     {"ledger, latest state, entity heads, idempotency, cache state", migration_1},
     {"materialized views, refresh log, partition archival, analytics indexes", pl_migration_2},
+    {"cache MAC key, cache epoch markers", migration_3},
 };
 const size_t pl_migration_count = sizeof pl_migrations / sizeof pl_migrations[0];
 
@@ -557,6 +638,9 @@ const pl_stmt_def pl_stmt_defs[PL_STMT_COUNT] = {
         "SELECT epoch, disabled_for_us, disabled_until, now(), lease_ms FROM @S@.pl_cache_disable($1::int4)",
         1, {PL_OID_INT8}},
     [PL_STMT_CACHE_BIND] = {"pl_cache_bind", "SELECT @S@.pl_cache_bind($1)", 1, {T}},
+    [PL_STMT_CACHE_SECRET] = {"pl_cache_secret", "SELECT @S@.pl_cache_secret()", 0, {0}},
+    [PL_STMT_CACHE_RECOVER] = {"pl_cache_recover", "SELECT @S@.pl_cache_recover($1, $2, $3::int4, $4, $5::int4)", 5,
+        {T, PL_OID_INT8, PL_OID_INT8, T, PL_OID_INT8}},
     [PL_STMT_REPLICA_LAG] = {"pl_replica_lag",
         "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0 "
         "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "

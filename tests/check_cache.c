@@ -520,6 +520,142 @@ START_TEST(test_no_stale_fill_token_reused)
 }
 END_TEST
 
+/* The race of issue "the cache breaks linearizability", step by step: a
+ * reader's fill is held between its database read (old value) and its
+ * store; a write commits and is held before it clears its intents (where
+ * the old protocol invalidated); a second reader reads the new value and
+ * returns; the first fill is released. No read that starts after the second
+ * reader returned may go back to the old value: not while the writer is
+ * still held, not after. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int arrived, released;
+} gate;
+
+static void gate_init(gate *g)
+{
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+}
+
+static void gate_destroy(gate *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+}
+
+/* Hook side: say we are here, wait to be let go (the first time only). */
+static void gate_hold(void *arg)
+{
+    gate *g = arg;
+    pthread_mutex_lock(&g->mu);
+    if (!g->arrived) {
+        g->arrived = 1;
+        pthread_cond_broadcast(&g->cv);
+        while (!g->released)
+            pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_wait_arrived(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (!g->arrived)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_release(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->released = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+typedef struct held_call {
+    pl_ledger *l;
+    const char *entity, *value; /* value: write it; NULL: read */
+    int rc;
+    char got[64];
+} held_call;
+
+static void *held_call_main(void *arg)
+{
+    held_call *h = arg;
+    if (h->value) {
+        pl_change c = PL_CHANGE_INIT;
+        c.entity_id = h->entity;
+        c.field_name = "f";
+        c.new_value = h->value;
+        c.source_type = "test";
+        h->rc = pl_insert(NULL, h->l, &c);
+    } else {
+        pl_result *r = NULL;
+        h->rc = pl_current(&r, h->l, h->entity, "f", 0);
+        if (h->rc == PL_OK)
+            snprintf(h->got, sizeof h->got, "%s", pl_result_get(r, 0)->new_value);
+        pl_result_free(r);
+    }
+    return NULL;
+}
+
+START_TEST(test_held_fill_never_goes_back)
+{
+    pl_config cfg;
+    ct_config(&cfg);
+    pl_ledger *a = tu_open_cfg(&cfg); /* the reader whose fill is held */
+    pl_ledger *b = tu_open_cfg(&cfg); /* the writer, held after its commit */
+    pl_ledger *c = tu_open_cfg(&cfg); /* later readers */
+    const char *entity = "held-race";
+    ct_put(b, entity, "f", "\"OLD-held\"");
+    gate fill_gate, write_gate;
+    gate_init(&fill_gate);
+    gate_init(&write_gate);
+    pl_cache_set_fill_hook(a->cache, gate_hold, &fill_gate);
+    pl_cache_set_write_hook(b->cache, gate_hold, &write_gate);
+
+    held_call reader = {a, entity, NULL, -1, ""};
+    held_call writer = {b, entity, "\"NEW-held\"", -1, ""};
+    pthread_t rt, wt;
+    ck_assert_int_eq(pthread_create(&rt, NULL, held_call_main, &reader), 0);
+    gate_wait_arrived(&fill_gate); /* read the old value, fill not stored yet */
+    ck_assert_int_eq(pthread_create(&wt, NULL, held_call_main, &writer), 0);
+    gate_wait_arrived(&write_gate); /* committed, intents not cleared yet */
+
+    /* The second reader sees the commit (PostgreSQL is linearizable). */
+    ck_assert_int_eq(ct_expect(c, entity, "f", "\"NEW-held\"", "second reader"), PL_ORIGIN_PRIMARY);
+    gate_release(&fill_gate);
+    pthread_join(rt, NULL);
+    ck_assert_int_eq(reader.rc, PL_OK);
+    ck_assert_str_eq(reader.got, "\"OLD-held\""); /* its read overlapped the write */
+    /* Started after the second reader returned: never the old value. */
+    for (int i = 0; i < 3; i++) {
+        ct_expect(c, entity, "f", "\"NEW-held\"", "while the writer is held");
+        ct_expect(a, entity, "f", "\"NEW-held\"", "first handle, writer held");
+    }
+    gate_release(&write_gate);
+    pthread_join(wt, NULL);
+    ck_assert_int_eq(writer.rc, PL_OK);
+    for (int i = 0; i < 3; i++) {
+        ct_expect(c, entity, "f", "\"NEW-held\"", "after the write returned");
+        ct_expect(a, entity, "f", "\"NEW-held\"", "first handle, after the write");
+    }
+    /* And the cache serves it again once the write is over. */
+    ck_assert_int_eq(ct_expect(c, entity, "f", "\"NEW-held\"", "cached again"), PL_ORIGIN_CACHE);
+    pl_cache_set_fill_hook(a->cache, NULL, NULL);
+    pl_cache_set_write_hook(b->cache, NULL, NULL);
+    gate_destroy(&fill_gate);
+    gate_destroy(&write_gate);
+    pl_close(a);
+    pl_close(b);
+    pl_close(c);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Time moves answers                                                        */
 /* ------------------------------------------------------------------------ */
@@ -837,7 +973,7 @@ START_TEST(test_unix_socket)
     freeReplyObject(rep);
     rep = ct_rcmd(rc, "KEYS %s*", prefix);
     ck_assert_int_eq(rep->type, REDIS_REPLY_ARRAY);
-    ck_assert_uint_eq(rep->elements, 1);
+    ck_assert_uint_eq(rep->elements, 2); /* the entity's hash and the epoch marker */
     freeReplyObject(rep);
     redisFree(rc);
     pl_close(l);
@@ -972,6 +1108,7 @@ int main(void)
     tcase_add_test(tc, test_no_stale_fill_thread);
     tcase_add_test(tc, test_no_stale_fill_snapshot);
     tcase_add_test(tc, test_no_stale_fill_token_reused);
+    tcase_add_test(tc, test_held_fill_never_goes_back);
     suite_add_tcase(s, tc);
     tc = tu_tcase("time", 120);
     tcase_add_checked_fixture(tc, ct_fresh, NULL);
