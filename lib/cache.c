@@ -114,6 +114,8 @@
 #define VERSION_HEX 32
 #define ENTRY_HEADER (VERSION_HEX + 8 + 32) /* version, filled_at, MAC */
 #define HORIZON_SLOTS 4096u       /* power of two */
+#define AGE_SLACK_US 1000000      /* clock-estimate slack of the TTL check */
+#define HORIZON_SLACK_US 1000     /* and of the check against our own last write */
 
 typedef struct lease {
     int valid;
@@ -605,11 +607,19 @@ static int entry_open(pl_cache *c, const lease *ls, const char *entity, const pl
         return -1;
     if (CRYPTO_memcmp(mac, val + VERSION_HEX + 8, 32) != 0)
         return -1;
+    /* A hash lives at most cache_ttl_ms from its first fill (FILL sets its
+     * TTL once), so a genuine entry is never older than that plus the
+     * slack of the two clock estimates: an older one was put back. */
     pl_time filled_at = pl_wire_get_time(val + VERSION_HEX);
-    if (pg_now_upper(ls) - filled_at > (pl_time)c->ttl_ms * 1000)
-        return -1; /* a genuine entry, kept past its TTL: a replay */
-    if (filled_at < horizon_get(c, entity))
-        return -1; /* filled before our own last write of the entity */
+    if (pg_now_upper(ls) - filled_at > (pl_time)c->ttl_ms * 1000 + AGE_SLACK_US)
+        return -1;
+    /* Filled before our own last write of the entity: put back after it.
+     * (A genuine fill after the write read the database after the write's
+     * commit; the margin covers this lease's estimate of the clock.) */
+    pl_time written = horizon_get(c, entity);
+    if (written != INT64_MIN &&
+        filled_at < written - (pl_time)(ls->recv_us - ls->sent_us) - HORIZON_SLACK_US)
+        return -1;
     pl_time until;
     pl_result *r = pl_result_decode(val + ENTRY_HEADER, len - ENTRY_HEADER, &until);
     if (!r)
@@ -723,6 +733,8 @@ static int lookup_once(pl_cache *c, pl_redis_conn *rc, const lease *ls, pl_cache
             memcpy(t->token, arg->str, arg->len);
             t->token[arg->len] = '\0';
             t->armed = 1;
+            /* The database read that follows starts after this instant. */
+            t->read_after = pg_now_lower(ls);
             outcome = LOOK_MISS;
         }
         break;
@@ -761,8 +773,6 @@ int pl_cache_get(pl_cache *c, pl_cache_ticket *t, const char *entity, const void
     t->entity = entity;
     t->epoch = ls.epoch;
     snprintf(t->ledger_id, sizeof t->ledger_id, "%s", ls.ledger_id);
-    /* The database read that follows starts after this instant. */
-    t->read_after = pg_now_lower(&ls);
     int outcome = LOOK_BYPASS, broken = 0;
     if (!t->key.failed && !t->field.failed && !marker.failed) {
         outcome = lookup_once(c, rc, &ls, t, &marker, &broken, out);

@@ -33,7 +33,8 @@ static const char *const script_text[PL_SCRIPT_COUNT] = {
         "return {2, ARGV[2]}",
     /* KEYS: hash. ARGV: token, answer field, entry, TTL ms, field limit.
      * 1 stored | 0 refused (token gone or a write in flight) | 2 entity
-     * full | 3 a newer answer is already there. */
+     * full | 3 a newer answer is already there. The TTL is set once, so no
+     * entry outlives it by much (cache.c checks the age). */
     [PL_SCRIPT_FILL] =
         "local s = redis.call('HMGET', KEYS[1], 't', 'W') "
         "if s[1] ~= ARGV[1] then return 0 end "
@@ -42,7 +43,7 @@ static const char *const script_text[PL_SCRIPT_COUNT] = {
         "local old = redis.call('HGET', KEYS[1], ARGV[2]) "
         "if old and string.sub(old, 1, 32) > string.sub(ARGV[3], 1, 32) then return 3 end "
         "redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) "
-        "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
+        "if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end "
         "return 1",
     /* KEYS: hash. ARGV: intent TTL ms, fresh generation. Drops every
      * answer and the token, records one more intent; the hash has no TTL

@@ -127,7 +127,12 @@ START_TEST(test_schema_objects)
     int v = 0;
     tu_ok(pl_schema_version(&v, l));
     ck_assert_int_eq(v, PL_SCHEMA_VERSION);
-    ck_assert_int_eq(PL_SCHEMA_VERSION, 2);
+    ck_assert_int_eq(PL_SCHEMA_VERSION, 3);
+    /* Migration 3: the cache's MAC key and its epoch markers. */
+    ck_assert_int_eq(tu_sql_ll("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() "
+                               "AND tablename IN ('cache_secret', 'cache_marks')"),
+                     2);
+    ck_assert_int_eq(tu_sql_ll("SELECT length(mac_key) FROM cache_secret"), 32);
     ck_assert_int_eq(tu_sql_ll("SELECT count(*) FROM pg_matviews WHERE schemaname = current_schema() "
                                "AND matviewname IN ('provenance_latest', 'provenance_daily_stats')"),
                      2);
