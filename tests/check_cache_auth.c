@@ -626,7 +626,7 @@ START_TEST(test_replay_after_write)
     ck_assert_msg(answer_is(&a, e, f, "\"v2-revoked\""), "after the write: %s", a.value);
     answer_free(&a);
     /* A genuine but outdated entry, put back where the current answer
-     * lives now: the write's DEL went through, the replay comes after. */
+     * lives now: the write cleared the entity's hash, the replay comes after. */
     entry now;
     memset(&now, 0, sizeof now);
     now.key = find_hash(prefix, e, f);

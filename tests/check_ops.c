@@ -156,7 +156,7 @@ START_TEST(test_schema_objects)
     /* Migrating again is a no-op. */
     tu_ok(pl_migrate(l));
     tu_ok(pl_schema_version(&v, l));
-    ck_assert_int_eq(v, 2);
+    ck_assert_int_eq(v, PL_SCHEMA_VERSION);
     pl_close(l);
 }
 END_TEST
