@@ -82,8 +82,7 @@ static void encode(pl_array cols[NCOLS], const pl_change *changes, const pl_time
 
 /* Reads the receipts into out (may be NULL) and the transaction times into
  * written (may be NULL), both in change order. */
-static int read_receipts(PGresult *r, pl_receipt *out, size_t n, int64_t *epoch, size_t *appended,
-                         pl_time *written)
+static int read_receipts(PGresult *r, pl_receipt *out, size_t n, size_t *appended, pl_time *written)
 {
     *appended = 0;
     if (PQntuples(r) != (int)n || PQnfields(r) != 5)
@@ -100,8 +99,6 @@ static int read_receipts(PGresult *r, pl_receipt *out, size_t n, int64_t *epoch,
         }
         if (written)
             written[ord - 1] = pl_wire_get_time(PQgetvalue(r, i, 2));
-        if (!PQgetisnull(r, i, 3))
-            *epoch = pl_get_i64(PQgetvalue(r, i, 3));
         /* A keyed retry returns the original receipt without appending. */
         if (PQgetlength(r, i, 4) == 1 && PQgetvalue(r, i, 4)[0])
             (*appended)++;
@@ -134,39 +131,28 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
     for (size_t i = 0; i < n && all_keyed; i++)
         all_keyed = changes[i].idempotency_key != NULL;
 
-    /* The entities written, for the cache's intents. */
+    /* The entities written, for the cache's intents, announced before
+     * anything can commit (cache.c) and before a connection is held: the
+     * cache may need one of its own. */
     const char **ids = NULL;
     pl_time *written = NULL;
+    pl_cache_intent intent;
+    int intent_started = 0;
     if (l->cache) {
         ids = malloc(n * sizeof *ids);
         written = malloc(n * sizeof *written);
         if (!ids || !written) {
-            free(ids);
-            free(written);
-            for (int k = 0; k < NCOLS; k++)
-                pl_buf_free(&cols[k].buf);
-            return pl_fail(PL_ENOMEM, "out of memory");
+            rc = pl_fail(PL_ENOMEM, "out of memory");
+            goto done;
         }
         for (size_t i = 0; i < n; i++)
             ids[i] = changes[i].entity_id;
-    }
-    /* Announced to the cache before anything can commit (cache.c), and
-     * before a connection is held: the cache may need one of its own. */
-    pl_cache_intent intent;
-    int intent_started = 0;
-    if (l->cache) {
-        if ((rc = pl_cache_intent_begin(l->cache, &intent, ids, n))) {
-            free(ids);
-            free(written);
-            for (int k = 0; k < NCOLS; k++)
-                pl_buf_free(&cols[k].buf);
-            return rc;
-        }
+        if ((rc = pl_cache_intent_begin(l->cache, &intent, ids, n)))
+            goto done;
         intent_started = 1;
     }
 
     PGresult *r = NULL;
-    int64_t epoch = 0;
     for (int attempt = 0; attempt < 4; attempt++) {
         pl_conn *c;
         if ((rc = pl_pool_acquire(l->pool, &c)))
@@ -194,19 +180,20 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
         }
         break;
     }
-    for (int k = 0; k < NCOLS; k++)
-        pl_buf_free(&cols[k].buf);
     size_t appended = 0;
     int outcome = rc == PL_OK ? PL_CACHE_COMMITTED : rc == PL_EUNKNOWN ? PL_CACHE_UNKNOWN
                                                                       : PL_CACHE_FAILED;
     if (rc == PL_OK) {
-        rc = read_receipts(r, out, n, &epoch, &appended, written);
+        rc = read_receipts(r, out, n, &appended, written);
         atomic_fetch_add(&l->inserts, appended);
     }
     PQclear(r);
     if (intent_started)
-        pl_cache_intent_end(l->cache, &intent, ids, outcome == PL_CACHE_COMMITTED && rc == PL_OK ? written : NULL,
-                            n, outcome);
+        pl_cache_intent_end(l->cache, &intent, ids,
+                            outcome == PL_CACHE_COMMITTED && rc == PL_OK ? written : NULL, n, outcome);
+done:
+    for (int k = 0; k < NCOLS; k++)
+        pl_buf_free(&cols[k].buf);
     free(ids);
     free(written);
     return rc;

@@ -637,7 +637,6 @@ const pl_stmt_def pl_stmt_defs[PL_STMT_COUNT] = {
     [PL_STMT_CACHE_DISABLE] = {"pl_cache_disable",
         "SELECT epoch, disabled_for_us, disabled_until, now(), lease_ms FROM @S@.pl_cache_disable($1::int4)",
         1, {PL_OID_INT8}},
-    [PL_STMT_CACHE_BIND] = {"pl_cache_bind", "SELECT @S@.pl_cache_bind($1)", 1, {T}},
     [PL_STMT_CACHE_SECRET] = {"pl_cache_secret", "SELECT @S@.pl_cache_secret()", 0, {0}},
     [PL_STMT_CACHE_RECOVER] = {"pl_cache_recover", "SELECT @S@.pl_cache_recover($1, $2, $3::int4, $4, $5::int4)", 5,
         {T, PL_OID_INT8, PL_OID_INT8, T, PL_OID_INT8}},
