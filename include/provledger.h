@@ -162,21 +162,33 @@ enum pl_prepare_mode {
 };
 
 /**
- * Settings for pl_open(). Fill with pl_config_init() and then set fields;
- * fields are only ever appended, and #version tells the library which
- * fields the caller knows. Strings are copied by pl_open().
+ * Settings for pl_open(). Fill with pl_config_init() and then set fields.
+ * Fields are only ever appended, each new field with a new
+ * #PL_CONFIG_VERSION, and #version tells the library which fields the
+ * caller knows: the library never reads or writes past the fields of that
+ * version, so a program keeps working, without recompiling, against every
+ * later build of the library. Strings are copied by pl_open().
  */
 typedef struct pl_config {
-    /** Must be #PL_CONFIG_VERSION (pl_config_init() sets it). */
+    /** The #PL_CONFIG_VERSION the caller was compiled with, 1 or more
+     *  (pl_config_init() sets it). A version newer than the library's is
+     *  #PL_EINVAL in pl_open(). */
     unsigned int version;
-    /** libpq conninfo string or URI of the primary. Required. */
+    /** libpq conninfo string or URI of the primary. Required. Settings
+     *  written in it win over this struct's defaults: an explicit
+     *  connect_timeout, keepalives, keepalives_idle or application_name
+     *  in the conninfo is used as given, and #connect_timeout_ms and
+     *  #tcp_keepalives_idle_s apply only where it is silent. */
     const char *pg_conninfo;
     /** Connections in the PostgreSQL pool, 1..1000 (default 8). Opened
      *  lazily; at most this many statements run at once. Long calls (the
      *  exact dashboards, open audit iterators, metadata search, view
      *  refresh and partition maintenance) share at most half of them
      *  (pool_size / 2, at least one) at a time, waiting in arrival order
-     *  for a share, so that point reads and writes always find the rest. */
+     *  for a share, so that point reads and writes always find the rest.
+     *  With pool_size 1 the long calls get one connection of their own,
+     *  opened when one runs: the one pooled connection stays for point
+     *  reads and writes. */
     unsigned int pool_size;
     /** How long a call waits for a free pooled connection, in ms, before
      *  failing with #PL_ETIMEOUT (default 10000; 0 waits forever). Waiting
@@ -189,13 +201,17 @@ typedef struct pl_config {
      *  the server and the call returns #PL_ETIMEOUT; a server that does not
      *  answer the cancel within 2 s loses the connection. */
     unsigned int statement_timeout_ms;
-    /** Connect timeout for PostgreSQL, in ms (default 5000). */
+    /** Connect timeout for PostgreSQL, in ms (default 5000; 0: the
+     *  default), unless #pg_conninfo sets connect_timeout. */
     unsigned int connect_timeout_ms;
     /** TCP keepalive idle time in seconds for PostgreSQL connections
-     *  (default 30; 0 leaves the system default). */
+     *  (default 30; 0 leaves the system default), unless #pg_conninfo sets
+     *  keepalives or keepalives_idle. */
     unsigned int tcp_keepalives_idle_s;
     /** Database schema holding the ledger: 1..63 bytes of [a-z0-9_],
-     *  not starting with a digit (default "provledger"). */
+     *  not starting with a digit, and not a name PostgreSQL reserves
+     *  ("information_schema", or starting with "pg_", such as pg_catalog,
+     *  pg_toast and pg_temp) (default "provledger"). */
     const char *schema;
     /** See #pl_prepare_mode (default #PL_PREPARE_AUTO). */
     int prepare;
@@ -235,7 +251,10 @@ typedef struct pl_config {
     int listen_external_writes;
 
     /** Optional libpq conninfo of a read replica, used only by reads that
-     *  pass #PL_ALLOW_STALE (default NULL). */
+     *  pass #PL_ALLOW_STALE (default NULL). When the replica cannot be
+     *  reached, those reads are answered by the primary (exact, origin
+     *  #PL_ORIGIN_PRIMARY, counted in #pl_stats_info.replica_fallbacks) and
+     *  the replica is tried again after a second. */
     const char *replica_conninfo;
     /** Non-zero enables pl_import_batch(), which writes caller-chosen
      *  transaction times for loading history (default 0: never). */
@@ -243,10 +262,32 @@ typedef struct pl_config {
 } pl_config;
 
 /**
- * Fills @p cfg with the defaults listed on each field and sets its version.
+ * Fills @p cfg with the defaults listed on each field and sets its version,
+ * writing exactly the @p size bytes of the caller's struct. Call it through
+ * the pl_config_init() macro, which passes the #PL_CONFIG_VERSION and
+ * `sizeof (pl_config)` of the header the caller was compiled with: a program
+ * built against an older header gets an older, smaller struct filled, and
+ * pl_open() then reads only the fields of that version (the others take
+ * their defaults).
+ * @param cfg the struct to fill; NULL is ignored.
+ * @param version the #PL_CONFIG_VERSION the caller was compiled with.
+ * @param size sizeof (pl_config) as the caller knows it; nothing is
+ *        written past it.
+ */
+PL_EXTERN void pl_config_init_version(pl_config *cfg, unsigned int version, size_t size);
+
+/**
+ * Fills @p cfg with the defaults of version 1 of #pl_config (the fields
+ * up to and including #pl_config.allow_import). This is the entry point
+ * programs built against the 0.1.0 header call; new code reaches
+ * pl_config_init_version() through the macro of the same name below.
  * @param cfg the struct to fill; NULL is ignored.
  */
 PL_EXTERN void pl_config_init(pl_config *cfg);
+
+/** Fills @p cfg with the defaults of the #pl_config this header describes:
+ *  pl_config_init_version(cfg, #PL_CONFIG_VERSION, sizeof (pl_config)). */
+#define pl_config_init(cfg) pl_config_init_version((cfg), PL_CONFIG_VERSION, sizeof(pl_config))
 
 /**
  * Opens a ledger: checks the configuration, connects one PostgreSQL
@@ -264,8 +305,20 @@ PL_EXTERN void pl_config_init(pl_config *cfg);
 PL_EXTERN int pl_open(pl_ledger **out, const pl_config *cfg);
 
 /**
- * Closes a ledger and frees everything it owns. Results obtained from it
- * stay valid. NULL is fine. Must not race with other calls on @p l.
+ * Closes a ledger and frees everything it owns. NULL is fine.
+ *
+ * What outlives it: results and tables obtained from @p l stay valid until
+ * freed. An open #pl_iter keeps what it needs (its connection, and the pool
+ * that connection belongs to) until pl_iter_free(): it can still be read to
+ * its end, its borrowed records stay valid as pl_iter_next() says, and
+ * pl_iter_free() may come before or after pl_close(), from any thread.
+ *
+ * pl_close() must be the last call on @p l. Calling it while other threads
+ * still run calls on @p l is the caller's bug; where it is cheap to notice,
+ * the library does: pl_close() waits for the calls already running to
+ * return, and calls that start while it runs fail with #PL_EINVAL without
+ * touching the handle's resources. A call made after pl_close() returned is
+ * a use after free.
  */
 PL_EXTERN void pl_close(pl_ledger *l);
 
@@ -307,6 +360,9 @@ PL_EXTERN int pl_schema_version(int *out_db, pl_ledger *l);
 /**
  * One change to append. Strings must be valid UTF-8 without NUL bytes and
  * within the PL_MAX_* limits; they are copied. Start from #PL_CHANGE_INIT.
+ *
+ * This struct is frozen: callers pass arrays of it, so its size and layout
+ * never change. A change that needs more will come with new functions.
  */
 typedef struct pl_change {
     const char *entity_id;      /**< Required, non-empty. */
@@ -324,7 +380,9 @@ typedef struct pl_change {
     /** Optional key that makes retries land once: a change whose key is
      *  already in the ledger is not appended again, and its receipt is the
      *  original one; the same key with different content is #PL_ECONFLICT.
-     *  NULL: none. */
+     *  Content is compared as stored, not as spelled: JSON texts compare
+     *  as jsonb values, metadata NULL is "{}", valid_to
+     *  #PL_TIME_INFINITY and an open end are the same. NULL: none. */
     const char *idempotency_key;
 } pl_change;
 
@@ -336,7 +394,8 @@ typedef struct pl_change {
             NULL, NULL                                                   \
     }
 
-/** What pl_insert() tells about the appended record. */
+/** What pl_insert() tells about the appended record. Frozen like
+ *  #pl_change: callers pass arrays of it. */
 typedef struct pl_receipt {
     int64_t id;                 /**< The record's id, unique in the ledger. */
     pl_time transaction_time;   /**< Assigned by the server. */
@@ -394,8 +453,11 @@ PL_EXTERN int pl_import_batch(pl_receipt *out, pl_ledger *l,
 /* Results                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/** One ledger record, borrowed from its #pl_result. JSON texts are in
- *  PostgreSQL's jsonb normal form (keys sorted, single spaces). */
+/** One ledger record, borrowed from its #pl_result or #pl_iter. JSON texts
+ *  are in PostgreSQL's jsonb normal form (keys sorted, single spaces).
+ *  Only the library allocates records: fields may be appended in later
+ *  versions (a program reads the fields it knows; copying a record by
+ *  value copies those). */
 typedef struct pl_record {
     int64_t id;                 /**< Unique, assigned by the server. */
     const char *entity_id;
@@ -447,7 +509,9 @@ enum pl_query_flags {
     PL_REALTIME = 1u << 0,
     /** The caller accepts an answer that may lag: the read may go to the
      *  replica (when configured). The staleness is reported by
-     *  pl_result_staleness_us(). Ignored with #PL_REALTIME. */
+     *  pl_result_staleness_us(). A replica that cannot be reached never
+     *  fails the read: the primary answers it (see
+     *  #pl_config.replica_conninfo). Ignored with #PL_REALTIME. */
     PL_ALLOW_STALE = 1u << 1
 };
 
@@ -590,6 +654,10 @@ typedef struct pl_stats_info {
                                          Non-zero means someone else wrote
                                          into the cache's keys (README
                                          "The cache": threat model). */
+    /* appended in ABI 1.2 */
+    uint64_t replica_fallbacks;     /**< #PL_ALLOW_STALE reads answered by
+                                         the primary because the replica
+                                         could not be reached. */
 } pl_stats_info;
 
 /**
@@ -753,13 +821,14 @@ PL_EXTERN int pl_audit_open(pl_iter **out, pl_ledger *l, const char *source_type
 /**
  * The next record of an iterator.
  * @param rec receives a record borrowed until the next call or
- *        pl_iter_free().
+ *        pl_iter_free() (pl_close() of the ledger does not end it).
  * @return #PL_OK; #PL_ITEROVER when done; an error (the iterator is then
  *         finished).
  */
 PL_EXTERN int pl_iter_next(const pl_record **rec, pl_iter *it);
 
-/** Frees an iterator and returns its connection. NULL is fine. */
+/** Frees an iterator and returns its connection. NULL is fine; so is an
+ *  iterator of a ledger already closed with pl_close(). */
 PL_EXTERN void pl_iter_free(pl_iter *it);
 
 /**

@@ -65,7 +65,7 @@ static int changes_from_view(pl_table **out, pl_ledger *l, const char *const *va
     return PL_OK;
 }
 
-int pl_dashboard_changes(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
+static int dashboard_changes_call(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
                          const char *source_type, unsigned flags)
 {
     if (!out)
@@ -91,7 +91,13 @@ int pl_dashboard_changes(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
                         PL_OPS_READ | PL_OPS_HEAVY);
 }
 
-int pl_dashboard_corrections(pl_table **out, pl_ledger *l, pl_time from, pl_time to, unsigned flags)
+int pl_dashboard_changes(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
+                         const char *source_type, unsigned flags)
+{
+    PL_GUARD(l, dashboard_changes_call(out, l, from, to, source_type, flags));
+}
+
+static int dashboard_corrections_call(pl_table **out, pl_ledger *l, pl_time from, pl_time to, unsigned flags)
 {
     if (!out)
         return pl_fail(PL_EINVAL, "out: NULL");
@@ -105,6 +111,11 @@ int pl_dashboard_corrections(pl_table **out, pl_ledger *l, pl_time from, pl_time
     const char *values[2] = {pl_time_param(fbuf, from), pl_time_param(tbuf, to)};
     /* No view holds corrections: always the base table, exact. */
     return pl_ops_table(out, l, pl_sql_corrections, 2, values, "ssi", PL_OPS_READ | PL_OPS_HEAVY);
+}
+
+int pl_dashboard_corrections(pl_table **out, pl_ledger *l, pl_time from, pl_time to, unsigned flags)
+{
+    PL_GUARD(l, dashboard_corrections_call(out, l, from, to, flags));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -178,7 +189,7 @@ static int cursor_parse(const char *cursor, const char *query, pl_time *tt, int6
     return PL_OK;
 }
 
-int pl_search_metadata(pl_result **out, char **next_cursor, pl_ledger *l, const char *query,
+static int search_metadata_call(pl_result **out, char **next_cursor, pl_ledger *l, const char *query,
                        const char *cursor, size_t limit)
 {
     if (next_cursor)
@@ -227,4 +238,10 @@ int pl_search_metadata(pl_result **out, char **next_cursor, pl_ledger *l, const 
     }
     *out = r;
     return PL_OK;
+}
+
+int pl_search_metadata(pl_result **out, char **next_cursor, pl_ledger *l, const char *query,
+                       const char *cursor, size_t limit)
+{
+    PL_GUARD(l, search_metadata_call(out, next_cursor, l, query, cursor, limit));
 }

@@ -302,10 +302,10 @@ static int lease_fresh(const pl_cache *c, uint64_t now)
 static int state_stmt(pl_cache *c, int stmt, const char *const *values, const int *lengths,
                       PGresult **out)
 {
-    char saved[1024];
-    snprintf(saved, sizeof saved, "%s", pl_errmsg());
+    pl_errsave saved;
+    pl_error_save(&saved);
     int rc = pl_read(c->l, 0, stmt, values, lengths, out);
-    pl_fail(0, "%s", saved);
+    pl_error_restore(&saved);
     return rc;
 }
 

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PL_ERRMSG_MAX 1024
+#define PL_ERRMSG_MAX sizeof(((pl_errsave *)0)->text)
 
 static _Thread_local char last_message[PL_ERRMSG_MAX];
 
@@ -32,6 +32,16 @@ const char *pl_strerror(int code)
 const char *pl_errmsg(void)
 {
     return last_message;
+}
+
+void pl_error_save(pl_errsave *s)
+{
+    memcpy(s->text, last_message, sizeof s->text);
+}
+
+void pl_error_restore(const pl_errsave *s)
+{
+    memcpy(last_message, s->text, sizeof last_message);
 }
 
 int pl_fail(int code, const char *fmt, ...)

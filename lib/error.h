@@ -12,4 +12,14 @@ int pl_fail(int code, const char *fmt, ...)
 #endif
     ;
 
+/* The calling thread's message, kept aside while cleanup work that may
+ * fail (a ROLLBACK, a cache detail) runs, then put back: the caller learns
+ * why its call failed, not why the cleanup did. */
+typedef struct pl_errsave {
+    char text[1024];
+} pl_errsave;
+
+void pl_error_save(pl_errsave *s);
+void pl_error_restore(const pl_errsave *s);
+
 #endif

@@ -97,7 +97,8 @@ static json_t *client_json(pl_ledger *l, json_t *alerts)
         (json_int_t)s.pool_waits, "pool_wait_us", (json_int_t)s.pool_wait_us, "reconnects",
         (json_int_t)s.reconnects, "pool_size", (json_int_t)s.pool_size, "pool_open",
         (json_int_t)s.pool_open, "replica_reads", (json_int_t)s.replica_reads);
-    if (!c || json_object_set_new(c, "cache_rejected", json_integer((json_int_t)s.cache_rejected)) != 0) {
+    if (!c || json_object_set_new(c, "cache_rejected", json_integer((json_int_t)s.cache_rejected)) != 0 ||
+        json_object_set_new(c, "replica_fallbacks", json_integer((json_int_t)s.replica_fallbacks)) != 0) {
         json_decref(c);
         return NULL;
     }
@@ -175,7 +176,7 @@ static int build(json_t *root, pl_ledger *l)
     return PL_OK;
 }
 
-int pl_health(char **json_out, pl_ledger *l)
+static int health_call(char **json_out, pl_ledger *l)
 {
     if (!json_out)
         return pl_fail(PL_EINVAL, "json_out: NULL");
@@ -203,4 +204,9 @@ int pl_health(char **json_out, pl_ledger *l)
     json_get_alloc_funcs(NULL, &jfree);
     jfree(text);
     return *json_out ? PL_OK : pl_fail(PL_ENOMEM, "out of memory");
+}
+
+int pl_health(char **json_out, pl_ledger *l)
+{
+    PL_GUARD(l, health_call(json_out, l));
 }

@@ -171,12 +171,10 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
         if (phase == PL_PHASE_RESULT) {
             if (all_keyed && attempt == 0)
                 continue;
-            char cause[512];
-            snprintf(cause, sizeof cause, "%s", pl_errmsg());
             rc = pl_fail(PL_EUNKNOWN,
                          "the connection broke after the write was sent; it may or may not have "
                          "committed (%s). Retry with an idempotency key to land it exactly once",
-                         cause);
+                         pl_errmsg());
         }
         break;
     }
@@ -199,7 +197,7 @@ done:
     return rc;
 }
 
-int pl_insert(pl_receipt *out, pl_ledger *l, const pl_change *c)
+static int insert_call(pl_receipt *out, pl_ledger *l, const pl_change *c)
 {
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
@@ -208,7 +206,12 @@ int pl_insert(pl_receipt *out, pl_ledger *l, const pl_change *c)
     return append(out, l, c, NULL, 1, 0);
 }
 
-int pl_insert_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes, size_t n)
+int pl_insert(pl_receipt *out, pl_ledger *l, const pl_change *c)
+{
+    PL_GUARD(l, insert_call(out, l, c));
+}
+
+static int insert_batch_call(pl_receipt *out, pl_ledger *l, const pl_change *changes, size_t n)
 {
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
@@ -221,7 +224,12 @@ int pl_insert_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes, siz
     return append(out, l, changes, NULL, n, 1);
 }
 
-int pl_import_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes,
+int pl_insert_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes, size_t n)
+{
+    PL_GUARD(l, insert_batch_call(out, l, changes, n));
+}
+
+static int import_batch_call(pl_receipt *out, pl_ledger *l, const pl_change *changes,
                     const pl_time *transaction_times, size_t n)
 {
     if (!l)
@@ -235,4 +243,10 @@ int pl_import_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes,
     if (n > PL_MAX_BATCH)
         return pl_fail(PL_EINVAL, "n: %zu is more than PL_MAX_BATCH (%d)", n, PL_MAX_BATCH);
     return append(out, l, changes, transaction_times, n, 1);
+}
+
+int pl_import_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes,
+                    const pl_time *transaction_times, size_t n)
+{
+    PL_GUARD(l, import_batch_call(out, l, changes, transaction_times, n));
 }

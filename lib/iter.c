@@ -95,11 +95,10 @@ void pl_cursor_close(pl_cursor *cur, int ok)
     PGconn *pg = pl_conn_pg(cur->conn);
     if (pg && PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) != PQTRANS_IDLE) {
         /* Keep the caller's error message: closing is not what failed. */
-        char saved[1024];
-        snprintf(saved, sizeof saved, "%s", pl_errmsg());
-        int rc = simple(cur, ok && PQtransactionStatus(pg) == PQTRANS_INTRANS ? "COMMIT" : "ROLLBACK");
-        if (rc)
-            pl_fail(rc, "%s", saved);
+        pl_errsave saved;
+        pl_error_save(&saved);
+        if (simple(cur, ok && PQtransactionStatus(pg) == PQTRANS_INTRANS ? "COMMIT" : "ROLLBACK"))
+            pl_error_restore(&saved);
     }
     /* Still inside a transaction (the rollback failed): the pool drops it. */
     pl_pool_release(cur->l->pool, cur->conn);
@@ -111,6 +110,7 @@ void pl_cursor_close(pl_cursor *cur, int ok)
 /* ------------------------------------------------------------------------ */
 
 struct pl_iter {
+    pl_ledger *ledger;  /* one reference, dropped by pl_iter_free */
     pl_cursor cur;
     pl_result *chunk;   /* the records of the last FETCH */
     size_t pos;         /* next record of chunk */
@@ -119,7 +119,7 @@ struct pl_iter {
     int status;         /* what a finished iterator returns */
 };
 
-int pl_audit_open(pl_iter **out, pl_ledger *l, const char *source_type, pl_time from, pl_time to)
+static int audit_open_call(pl_iter **out, pl_ledger *l, const char *source_type, pl_time from, pl_time to)
 {
     if (!out)
         return pl_fail(PL_EINVAL, "out: NULL");
@@ -146,8 +146,17 @@ int pl_audit_open(pl_iter **out, pl_ledger *l, const char *source_type, pl_time 
         free(it);
         return rc;
     }
+    /* The iterator may outlive pl_close(): it keeps the pool its
+     * connection belongs to. */
+    pl_ledger_ref(l);
+    it->ledger = l;
     *out = it;
     return PL_OK;
+}
+
+int pl_audit_open(pl_iter **out, pl_ledger *l, const char *source_type, pl_time from, pl_time to)
+{
+    PL_GUARD(l, audit_open_call(out, l, source_type, from, to));
 }
 
 /* Ends the iterator's work on the server; it keeps answering `status`. */
@@ -206,5 +215,6 @@ void pl_iter_free(pl_iter *it)
         return;
     pl_result_free(it->chunk);
     pl_cursor_close(&it->cur, 0);
+    pl_ledger_unref(it->ledger);
     free(it);
 }

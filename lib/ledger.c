@@ -1,6 +1,7 @@
 /* Configuration, open and close, migrations, statistics. */
 #include "ledger.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,10 +28,16 @@ int pl_version_number(void)
     return PL_VERSION_NUMBER;
 }
 
-void pl_config_init(pl_config *cfg)
+/* How many bytes of pl_config each version has: the library reads and
+ * writes no more of a caller's struct than the version it was built with.
+ * A version appending fields gets a new entry here. */
+#define CONFIG_V1_SIZE (offsetof(pl_config, allow_import) + sizeof(int))
+static const size_t config_sizes[] = {0, CONFIG_V1_SIZE};
+#define CONFIG_VERSIONS (sizeof config_sizes / sizeof config_sizes[0] - 1)
+_Static_assert(CONFIG_VERSIONS == PL_CONFIG_VERSION, "config_sizes lists every pl_config version");
+
+static void config_defaults(pl_config *cfg)
 {
-    if (!cfg)
-        return;
     memset(cfg, 0, sizeof *cfg);
     cfg->version = PL_CONFIG_VERSION;
     cfg->pool_size = 8;
@@ -49,13 +56,53 @@ void pl_config_init(pl_config *cfg)
     cfg->redis_retry_ms = 1000;
 }
 
-static int check_config(const pl_config *cfg)
+void pl_config_init_version(pl_config *cfg, unsigned int version, size_t size)
+{
+    if (!cfg || size < sizeof cfg->version)
+        return;
+    pl_config d;
+    config_defaults(&d);
+    size_t known = version >= 1 && version <= CONFIG_VERSIONS ? config_sizes[version] : sizeof d;
+    memset(cfg, 0, size);
+    memcpy(cfg, &d, size < known ? size : known);
+    /* A version newer than this library stays as given: pl_open() refuses
+     * it rather than ignoring fields the caller believes it set. */
+    cfg->version = version;
+}
+
+/* The 0.1.0 entry point (the header's macro of the same name calls
+ * pl_config_init_version): the struct it fills is version 1. */
+void(pl_config_init)(pl_config *cfg)
+{
+    pl_config_init_version(cfg, 1, CONFIG_V1_SIZE);
+}
+
+/* PostgreSQL refuses to create schemas named pg_* (and pg_catalog,
+ * pg_toast and pg_temp hold its own objects); information_schema is the
+ * standard's. A ledger there would fail or misbehave later, not at open. */
+static int schema_name_reserved(const char *name)
+{
+    return strncmp(name, "pg_", 3) == 0 || strcmp(name, "information_schema") == 0;
+}
+
+/* The caller's config as this library's struct: the fields of the caller's
+ * version copied, the rest at their defaults. */
+static int config_from_caller(pl_config *out, const pl_config *cfg)
 {
     if (!cfg)
         return pl_fail(PL_EINVAL, "cfg: NULL");
-    if (cfg->version != PL_CONFIG_VERSION)
-        return pl_fail(PL_EINVAL, "cfg.version: %u is not %d (call pl_config_init)", cfg->version,
-                       PL_CONFIG_VERSION);
+    if (cfg->version < 1 || cfg->version > CONFIG_VERSIONS)
+        return pl_fail(PL_EINVAL,
+                       "cfg.version: %u is not one this library knows (1..%d; call pl_config_init)",
+                       cfg->version, PL_CONFIG_VERSION);
+    config_defaults(out);
+    memcpy(out, cfg, config_sizes[cfg->version]);
+    out->version = PL_CONFIG_VERSION;
+    return PL_OK;
+}
+
+static int check_config(const pl_config *cfg)
+{
     if (!cfg->pg_conninfo)
         return pl_fail(PL_EINVAL, "cfg.pg_conninfo: required");
     int rc = pl_check_text("cfg.pg_conninfo", cfg->pg_conninfo, 8192, 0);
@@ -65,6 +112,9 @@ static int check_config(const pl_config *cfg)
         return pl_fail(PL_EINVAL, "cfg.pool_size: %u is outside 1..1000", cfg->pool_size);
     if (!pl_schema_name_valid(cfg->schema))
         return pl_fail(PL_EINVAL, "cfg.schema: must be 1..63 bytes of [a-z0-9_], not starting with a digit");
+    if (schema_name_reserved(cfg->schema))
+        return pl_fail(PL_EINVAL, "cfg.schema: \"%s\" is reserved by PostgreSQL (information_schema and "
+                       "names starting with pg_)", cfg->schema);
     if (cfg->prepare < PL_PREPARE_AUTO || cfg->prepare > PL_PREPARE_UNNAMED)
         return pl_fail(PL_EINVAL, "cfg.prepare: %d is not a pl_prepare_mode", cfg->prepare);
     if (cfg->redis_url) {
@@ -99,13 +149,20 @@ static char *dup_or_null(const char *s, int *failed)
     return d;
 }
 
-void pl_close(pl_ledger *l)
+/* What only the handle uses: the cache (and its threads), the replica. */
+static void release_front(pl_ledger *l)
 {
-    if (!l)
-        return;
     pl_cache_destroy(l->cache);
-    pl_pool_destroy(l->pool);
+    l->cache = NULL;
     pl_pool_destroy(l->replica);
+    l->replica = NULL;
+}
+
+/* The rest, once nothing refers to the handle any more. */
+static void destroy(pl_ledger *l)
+{
+    release_front(l);
+    pl_pool_destroy(l->pool);
     for (int i = 0; i < PL_STMT_COUNT; i++)
         free(l->sql[i]);
     free((char *)l->cfg.pg_conninfo);
@@ -114,22 +171,82 @@ void pl_close(pl_ledger *l)
     free((char *)l->cfg.cache_key_prefix);
     free((char *)l->cfg.replica_conninfo);
     pthread_mutex_destroy(&l->lag_mu);
+    pthread_mutex_destroy(&l->life_mu);
+    pthread_cond_destroy(&l->life_cv);
     pl_metrics_destroy(&l->metrics);
     free(l);
 }
 
-int pl_open(pl_ledger **out, const pl_config *cfg)
+void pl_ledger_ref(pl_ledger *l)
+{
+    atomic_fetch_add(&l->refs, 1);
+}
+
+void pl_ledger_unref(pl_ledger *l)
+{
+    if (l && atomic_fetch_sub(&l->refs, 1) == 1)
+        destroy(l);
+}
+
+int pl_ledger_enter(pl_ledger *l)
+{
+    if (!l)
+        return PL_OK; /* the call itself reports the NULL ledger */
+    atomic_fetch_add(&l->active, 1);
+    if (atomic_load(&l->closing)) {
+        pl_ledger_leave(l);
+        return pl_fail(PL_EINVAL, "ledger: pl_close() is closing it (a call raced with pl_close)");
+    }
+    return PL_OK;
+}
+
+void pl_ledger_leave(pl_ledger *l)
+{
+    if (l && atomic_fetch_sub(&l->active, 1) == 1 && atomic_load(&l->closing)) {
+        pthread_mutex_lock(&l->life_mu);
+        pthread_cond_broadcast(&l->life_cv);
+        pthread_mutex_unlock(&l->life_mu);
+    }
+}
+
+void pl_close(pl_ledger *l)
+{
+    if (!l)
+        return;
+    /* Calls still running on other threads are the caller's bug, but a
+     * cheap one to survive: new calls are refused, running ones finish. */
+    atomic_store(&l->closing, 1);
+    pthread_mutex_lock(&l->life_mu);
+    while (atomic_load(&l->active) > 0)
+        pthread_cond_wait(&l->life_cv, &l->life_mu);
+    pthread_mutex_unlock(&l->life_mu);
+    release_front(l);
+    /* Open iterators hold references: the pool (and their connections)
+     * lives until the last of them is freed. */
+    pl_ledger_unref(l);
+}
+
+int pl_open(pl_ledger **out, const pl_config *caller_cfg)
 {
     if (!out)
         return pl_fail(PL_EINVAL, "out: NULL");
     *out = NULL;
-    int rc = check_config(cfg);
+    pl_config given;
+    int rc = config_from_caller(&given, caller_cfg);
     if (rc)
+        return rc;
+    const pl_config *cfg = &given;
+    if ((rc = check_config(cfg)))
         return rc;
     pl_ledger *l = calloc(1, sizeof *l);
     if (!l)
         return pl_fail(PL_ENOMEM, "out of memory");
     pthread_mutex_init(&l->lag_mu, NULL);
+    pthread_mutex_init(&l->life_mu, NULL);
+    pthread_cond_init(&l->life_cv, NULL);
+    atomic_init(&l->refs, 1);
+    atomic_init(&l->active, 0);
+    atomic_init(&l->closing, 0);
     pl_metrics_init(&l->metrics);
     l->cfg = *cfg;
     int failed = 0;
@@ -142,7 +259,7 @@ int pl_open(pl_ledger **out, const pl_config *cfg)
         if (!(l->sql[i] = pl_sql_expand(pl_stmt_defs[i].sql, l->cfg.schema)))
             failed = 1;
     if (failed) {
-        pl_close(l);
+        destroy(l);
         return pl_fail(PL_ENOMEM, "out of memory");
     }
     pl_pool_config pc = {
@@ -156,7 +273,7 @@ int pl_open(pl_ledger **out, const pl_config *cfg)
         .sql = l->sql,
     };
     if ((rc = pl_pool_create(&l->pool, &pc))) {
-        pl_close(l);
+        destroy(l);
         return rc;
     }
     if (l->cfg.replica_conninfo) {
@@ -164,12 +281,12 @@ int pl_open(pl_ledger **out, const pl_config *cfg)
         pc.conninfo = l->cfg.replica_conninfo;
         pc.lazy = 1;
         if ((rc = pl_pool_create(&l->replica, &pc))) {
-            pl_close(l);
+            destroy(l);
             return rc;
         }
     }
     if (l->cfg.redis_url && (rc = pl_cache_create(&l->cache, l))) {
-        pl_close(l);
+        destroy(l);
         return rc;
     }
     *out = l;
@@ -235,7 +352,7 @@ static int db_version(pl_ledger *l, pl_conn *c, int *out)
     return rc;
 }
 
-int pl_schema_version(int *out_db, pl_ledger *l)
+static int schema_version_call(int *out_db, pl_ledger *l)
 {
     if (!out_db || !l)
         return pl_fail(PL_EINVAL, "pl_schema_version: NULL argument");
@@ -246,6 +363,11 @@ int pl_schema_version(int *out_db, pl_ledger *l)
     rc = db_version(l, c, out_db);
     pl_pool_release(l->pool, c);
     return rc;
+}
+
+int pl_schema_version(int *out_db, pl_ledger *l)
+{
+    PL_GUARD(l, schema_version_call(out_db, l));
 }
 
 static char *join_parts(const char *const *parts)
@@ -320,16 +442,17 @@ static int migrate_on(pl_ledger *l, pl_conn *c)
         goto fail;
     return simple(l, c, "COMMIT", NULL);
 fail:;
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", pl_errmsg());
+    pl_errsave saved;
+    pl_error_save(&saved);
     PGresult *r;
     int phase;
     if (PQstatus(pl_conn_pg(c)) == CONNECTION_OK && pl_exec_simple(l->pool, c, "ROLLBACK", &r, &phase) == PL_OK)
         PQclear(r);
-    return pl_fail(rc, "pl_migrate: %s", msg);
+    pl_error_restore(&saved);
+    return pl_fail(rc, "pl_migrate: %s", pl_errmsg());
 }
 
-int pl_migrate(pl_ledger *l)
+static int migrate_call(pl_ledger *l)
 {
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
@@ -345,11 +468,16 @@ int pl_migrate(pl_ledger *l)
     return rc;
 }
 
+int pl_migrate(pl_ledger *l)
+{
+    PL_GUARD(l, migrate_call(l));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                                */
 /* ------------------------------------------------------------------------ */
 
-int pl_stats(pl_stats_info *out, pl_ledger *l, size_t size)
+static int stats_call(pl_stats_info *out, pl_ledger *l, size_t size)
 {
     if (!out || !l)
         return pl_fail(PL_EINVAL, "pl_stats: NULL argument");
@@ -367,6 +495,7 @@ int pl_stats(pl_stats_info *out, pl_ledger *l, size_t size)
     s.pool_size = l->cfg.pool_size;
     s.inserts = atomic_load(&l->inserts);
     s.replica_reads = atomic_load(&l->replica_reads);
+    s.replica_fallbacks = atomic_load(&l->replica_fallbacks);
     if (l->replica) {
         pl_pool_counters_get(l->replica, &pc);
         s.queries += pc.queries;
@@ -376,4 +505,9 @@ int pl_stats(pl_stats_info *out, pl_ledger *l, size_t size)
     s.cache_hit_rate = lookups ? (double)s.cache_hits / (double)lookups : 0.0;
     memcpy(out, &s, size < sizeof s ? size : sizeof s);
     return PL_OK;
+}
+
+int pl_stats(pl_stats_info *out, pl_ledger *l, size_t size)
+{
+    PL_GUARD(l, stats_call(out, l, size));
 }

@@ -64,7 +64,7 @@ static const char *scalar(const PGresult *res)
 /* Partitions                                                                */
 /* ------------------------------------------------------------------------ */
 
-int pl_partitions_ensure(int *created, pl_ledger *l, int months_ahead)
+static int partitions_ensure_call(int *created, pl_ledger *l, int months_ahead)
 {
     if (created)
         *created = 0;
@@ -86,7 +86,12 @@ int pl_partitions_ensure(int *created, pl_ledger *l, int months_ahead)
     return PL_OK;
 }
 
-int pl_partitions_list(pl_table **out, pl_ledger *l)
+int pl_partitions_ensure(int *created, pl_ledger *l, int months_ahead)
+{
+    PL_GUARD(l, partitions_ensure_call(created, l, months_ahead));
+}
+
+static int partitions_list_call(pl_table **out, pl_ledger *l)
 {
     if (!out)
         return pl_fail(PL_EINVAL, "out: NULL");
@@ -96,7 +101,12 @@ int pl_partitions_list(pl_table **out, pl_ledger *l)
     return pl_ops_table(out, l, pl_sql_partitions_list, 0, NULL, "sttbii", PL_OPS_READ);
 }
 
-int pl_partitions_detach(int *detached, pl_ledger *l, pl_time older_than)
+int pl_partitions_list(pl_table **out, pl_ledger *l)
+{
+    PL_GUARD(l, partitions_list_call(out, l));
+}
+
+static int partitions_detach_call(int *detached, pl_ledger *l, pl_time older_than)
 {
     if (detached)
         *detached = 0;
@@ -117,7 +127,12 @@ int pl_partitions_detach(int *detached, pl_ledger *l, pl_time older_than)
     return PL_OK;
 }
 
-int pl_partition_attach(pl_ledger *l, const char *name)
+int pl_partitions_detach(int *detached, pl_ledger *l, pl_time older_than)
+{
+    PL_GUARD(l, partitions_detach_call(detached, l, older_than));
+}
+
+static int partition_attach_call(pl_ledger *l, const char *name)
 {
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
@@ -136,11 +151,16 @@ int pl_partition_attach(pl_ledger *l, const char *name)
     return PL_OK;
 }
 
+int pl_partition_attach(pl_ledger *l, const char *name)
+{
+    PL_GUARD(l, partition_attach_call(l, name));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Materialized views                                                        */
 /* ------------------------------------------------------------------------ */
 
-int pl_refresh_views(pl_ledger *l)
+static int refresh_views_call(pl_ledger *l)
 {
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
@@ -162,7 +182,12 @@ int pl_refresh_views(pl_ledger *l)
     return pl_fail(PL_EDB, "refresh failed: %s", msg);
 }
 
-int pl_refresh_schedule(pl_ledger *l, const char *cron_schedule)
+int pl_refresh_views(pl_ledger *l)
+{
+    PL_GUARD(l, refresh_views_call(l));
+}
+
+static int refresh_schedule_call(pl_ledger *l, const char *cron_schedule)
 {
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
@@ -196,7 +221,12 @@ int pl_refresh_schedule(pl_ledger *l, const char *cron_schedule)
     return PL_OK;
 }
 
-int pl_view_freshness(pl_table **out, pl_ledger *l)
+int pl_refresh_schedule(pl_ledger *l, const char *cron_schedule)
+{
+    PL_GUARD(l, refresh_schedule_call(l, cron_schedule));
+}
+
+static int view_freshness_call(pl_table **out, pl_ledger *l)
 {
     if (!out)
         return pl_fail(PL_EINVAL, "out: NULL");
@@ -204,4 +234,9 @@ int pl_view_freshness(pl_table **out, pl_ledger *l)
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
     return pl_ops_table(out, l, pl_sql_freshness, 0, NULL, "sttbsr", PL_OPS_READ);
+}
+
+int pl_view_freshness(pl_table **out, pl_ledger *l)
+{
+    PL_GUARD(l, view_freshness_call(out, l));
 }

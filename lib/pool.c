@@ -28,6 +28,7 @@ typedef struct pool_waiter {
     pthread_cond_t cv;
     size_t slot;
     int granted;
+    int heavy;                /* waits for a slot for a long call */
     struct pool_waiter *next;
 } pool_waiter;
 
@@ -40,6 +41,12 @@ struct pl_pool {
     wait_queue waiting;       /* FIFO of threads waiting for a connection */
     wait_queue heavy_waiting; /* FIFO of heavy calls waiting for a share */
     size_t heavy_limit, heavy_in_use;
+    /* Connections held by short calls, at most cfg.size. There are
+     * cfg.size slots, plus one when cfg.size is 1: that extra slot lets a
+     * long call run beside the short ones (the header's promise that point
+     * reads and writes always find a connection holds for every size). */
+    size_t light_in_use;
+    size_t nslots;
     pl_pool_config cfg;
     char *conninfo;
     pl_conn *slots;
@@ -80,16 +87,16 @@ PGconn *pl_pool_connect_raw(pl_pool *p, int *rc)
     snprintf(idle, sizeof idle, "%u", p->cfg.keepalives_idle_s);
     const char *keys[8], *vals[8];
     int k = 0;
-    /* Order matters: the expanded conninfo overrides earlier keywords (the
-     * user's application_name wins) and later ones override it (our
-     * configured timeouts win). */
+    /* Order matters: the user's conninfo comes last, so that whatever it
+     * says explicitly (application_name, connect_timeout, keepalives...)
+     * overrides the configured defaults before it (header: pg_conninfo). */
     keys[k] = "application_name", vals[k++] = "libprovledger";
-    keys[k] = "dbname", vals[k++] = p->conninfo;
     keys[k] = "connect_timeout", vals[k++] = timeout;
     if (p->cfg.keepalives_idle_s) {
         keys[k] = "keepalives", vals[k++] = "1";
         keys[k] = "keepalives_idle", vals[k++] = idle;
     }
+    keys[k] = "dbname", vals[k++] = p->conninfo;
     keys[k] = NULL, vals[k] = NULL;
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (!pg) {
@@ -176,8 +183,9 @@ int pl_pool_create(pl_pool **out, const pl_pool_config *cfg)
         return pl_fail(PL_ENOMEM, "out of memory");
     p->cfg = *cfg;
     p->conninfo = strdup(cfg->conninfo);
-    p->slots = calloc(cfg->size, sizeof *p->slots);
-    p->idle = calloc(cfg->size, sizeof *p->idle);
+    p->nslots = cfg->size + (cfg->size == 1);
+    p->slots = calloc(p->nslots, sizeof *p->slots);
+    p->idle = calloc(p->nslots, sizeof *p->idle);
     if (!p->conninfo || !p->slots || !p->idle) {
         free(p->conninfo);
         free(p->slots);
@@ -186,8 +194,8 @@ int pl_pool_create(pl_pool **out, const pl_pool_config *cfg)
         return pl_fail(PL_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&p->mu, NULL);
-    for (size_t i = 0; i < cfg->size; i++)
-        p->idle[p->nidle++] = cfg->size - 1 - i;
+    for (size_t i = 0; i < p->nslots; i++)
+        p->idle[p->nidle++] = p->nslots - 1 - i;
     p->heavy_limit = cfg->size / 2 ? cfg->size / 2 : 1;
     /* One connection up front: a wrong conninfo fails pl_open, not later. */
     int rc = cfg->lazy ? PL_OK : conn_open(p, &p->slots[0]);
@@ -203,7 +211,7 @@ void pl_pool_destroy(pl_pool *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->cfg.size; i++)
+    for (size_t i = 0; i < p->nslots; i++)
         conn_close(p, &p->slots[i], 0);
     pthread_mutex_destroy(&p->mu);
     free(p->conninfo);
@@ -272,10 +280,11 @@ static void deadline_in(struct timespec *deadline, unsigned ms)
 /* Queues the caller on q and waits until a releasing thread grants it
  * (handing over *slot) or the deadline passes. Called and returns with
  * p->mu held. */
-static int queue_wait(pl_pool *p, wait_queue *q, const struct timespec *deadline, size_t *slot)
+static int queue_wait(pl_pool *p, wait_queue *q, const struct timespec *deadline, size_t *slot,
+                      int heavy)
 {
     uint64_t start = mono_us();
-    pool_waiter w = {.granted = 0, .next = NULL};
+    pool_waiter w = {.granted = 0, .heavy = heavy, .next = NULL};
     pthread_cond_init(&w.cv, NULL);
     if (q->tail)
         q->tail->next = &w;
@@ -314,6 +323,28 @@ static void heavy_put(pl_pool *p)
     }
 }
 
+/* Whether a call of that kind may take an idle slot now. Called with
+ * p->mu held. */
+static int slot_free(const pl_pool *p, int heavy)
+{
+    return p->nidle > 0 && (heavy || p->light_in_use < p->cfg.size);
+}
+
+/* Hands idle slots to the oldest waiters that may take one (a short call
+ * waits while cfg.size short calls hold connections). Called with p->mu
+ * held. */
+static void grant_waiters(pl_pool *p)
+{
+    while (p->waiting.head && slot_free(p, p->waiting.head->heavy)) {
+        pool_waiter *w = queue_pop(&p->waiting);
+        w->slot = p->idle[--p->nidle];
+        w->granted = 1;
+        if (!w->heavy)
+            p->light_in_use++; /* counted at the grant, not at the wakeup */
+        pthread_cond_signal(&w->cv);
+    }
+}
+
 static int acquire(pl_pool *p, pl_conn **out, int heavy)
 {
     *out = NULL;
@@ -322,23 +353,26 @@ static int acquire(pl_pool *p, pl_conn **out, int heavy)
     if (p->cfg.wait_timeout_ms)
         deadline_in(&deadline, p->cfg.wait_timeout_ms);
     pthread_mutex_lock(&p->mu);
-    if ((heavy && p->heavy_in_use >= p->heavy_limit) || p->nidle == 0)
+    if ((heavy && p->heavy_in_use >= p->heavy_limit) || !slot_free(p, heavy))
         p->counters.waits++; /* one wait per call, whatever it waits for */
     if (heavy) {
         if (p->heavy_in_use < p->heavy_limit) {
             p->heavy_in_use++;
         } else {
-            int rc = queue_wait(p, &p->heavy_waiting, &deadline, NULL);
+            int rc = queue_wait(p, &p->heavy_waiting, &deadline, NULL, 1);
             if (rc) {
                 pthread_mutex_unlock(&p->mu);
                 return rc;
             }
         }
     }
-    if (p->nidle > 0) {
+    /* Behind earlier waiters, never past them. */
+    if (!p->waiting.head && slot_free(p, heavy)) {
         slot = p->idle[--p->nidle];
+        if (!heavy)
+            p->light_in_use++;
     } else {
-        int rc = queue_wait(p, &p->waiting, &deadline, &slot);
+        int rc = queue_wait(p, &p->waiting, &deadline, &slot, heavy);
         if (rc) {
             if (heavy)
                 heavy_put(p);
@@ -392,15 +426,11 @@ void pl_pool_release(pl_pool *p, pl_conn *c)
     if (c->heavy) {
         c->heavy = 0;
         heavy_put(p);
-    }
-    pool_waiter *w = queue_pop(&p->waiting);
-    if (w) {
-        w->slot = (size_t)(c - p->slots);
-        w->granted = 1;
-        pthread_cond_signal(&w->cv);
     } else {
-        p->idle[p->nidle++] = (size_t)(c - p->slots);
+        p->light_in_use--;
     }
+    p->idle[p->nidle++] = (size_t)(c - p->slots);
+    grant_waiters(p);
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -56,7 +56,23 @@ static void cache_field(query *q, char kind, const pl_time *times, int ntimes, c
         pl_buf_put(&q->field, field, strlen(field));
 }
 
-/* Measures the replica's replay lag at most once a second. */
+/* How long a replica that could not be reached is left alone: reads that
+ * allow staleness go to the primary meanwhile. */
+#define REPLICA_RETRY_US 1000000u
+
+static int replica_usable(pl_ledger *l)
+{
+    return pl_mono_us() >= atomic_load(&l->replica_retry_at_us);
+}
+
+static void replica_failed(pl_ledger *l)
+{
+    atomic_store(&l->replica_retry_at_us, pl_mono_us() + REPLICA_RETRY_US);
+}
+
+/* Measures the replica's replay lag at most once a second; -1 when the
+ * replica cannot tell (unreachable, broken), so that no answer of it is
+ * reported with a lag nobody measured. */
 static int64_t replica_lag(pl_ledger *l)
 {
     uint64_t now = pl_mono_us();
@@ -68,12 +84,14 @@ static int64_t replica_lag(pl_ledger *l)
     pthread_mutex_unlock(&l->lag_mu);
     if (fresh)
         return lag;
-    lag = 0;
+    lag = -1;
     PGresult *r = NULL;
     if (pl_read(l, 1, PL_STMT_REPLICA_LAG, NULL, NULL, &r) == PL_OK && PQntuples(r) == 1 &&
         PQgetlength(r, 0, 0) == 8)
         lag = pl_get_i64(PQgetvalue(r, 0, 0));
     PQclear(r);
+    if (lag < 0)
+        return -1; /* not recorded: the next read measures again */
     pthread_mutex_lock(&l->lag_mu);
     l->replica_lag_us = lag;
     l->replica_lag_at_us = now;
@@ -96,6 +114,10 @@ static int run(pl_result **out, pl_ledger *l, const char *entity, query *q, unsi
 {
     int use_cache = l->cache && q->cacheable && !(flags & PL_REALTIME) && !q->field.failed;
     int use_replica = l->replica && (flags & PL_ALLOW_STALE) && !(flags & PL_REALTIME);
+    if (use_replica && !replica_usable(l)) {
+        use_replica = 0; /* down a moment ago: the primary answers */
+        atomic_fetch_add(&l->replica_fallbacks, 1);
+    }
     pl_cache_ticket ticket;
     memset(&ticket, 0, sizeof ticket);
     if (l->cache && (flags & PL_REALTIME))
@@ -114,14 +136,25 @@ static int run(pl_result **out, pl_ledger *l, const char *entity, query *q, unsi
     int64_t staleness = 0;
     PGresult *res = NULL;
     int rc;
+    int from_replica = 0;
+    rc = PL_OK;
     if (use_replica) {
+        /* A replica that cannot be reached must not make a read that
+         * accepts staleness less available than one that does not: the
+         * primary answers it, exactly. */
         staleness = replica_lag(l);
-        rc = pl_read(l, 1, q->stmt, q->values, q->lengths, &res);
-        if (rc == PL_OK)
+        rc = staleness >= 0 ? pl_read(l, 1, q->stmt, q->values, q->lengths, &res) : PL_ECONNECT;
+        if (rc == PL_OK) {
+            from_replica = 1;
             atomic_fetch_add(&l->replica_reads, 1);
-    } else {
-        rc = pl_read(l, 0, q->stmt, q->values, q->lengths, &res);
+        } else if (rc == PL_ECONNECT || rc == PL_ETIMEOUT) {
+            replica_failed(l);
+            atomic_fetch_add(&l->replica_fallbacks, 1);
+            staleness = 0;
+        }
     }
+    if (!from_replica && (!use_replica || rc == PL_ECONNECT || rc == PL_ETIMEOUT))
+        rc = pl_read(l, 0, q->stmt, q->values, q->lengths, &res);
     pl_result *r = NULL;
     if (rc == PL_OK) {
         r = pl_result_from_pg(res, 0);
@@ -135,7 +168,7 @@ static int run(pl_result **out, pl_ledger *l, const char *entity, query *q, unsi
             if (!PQgetisnull(res, 0, col) && PQgetlength(res, 0, col) == 8)
                 boundary = pl_wire_get_time(PQgetvalue(res, 0, col));
         }
-        if (use_replica) {
+        if (from_replica) {
             r->origin = PL_ORIGIN_REPLICA;
             r->staleness_us = staleness;
         } else if (ticket.armed) {
@@ -230,12 +263,18 @@ static int point(pl_result **out, pl_ledger *l, const char *entity_id, const cha
     return run(out, l, entity_id, &q, flags);
 }
 
-int pl_as_of(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
+static int as_of_call(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
              pl_time tx_time, pl_time valid_time, unsigned flags)
 {
     static const point_shape as_of = {PL_STMT_CURRENT, PL_STMT_CURRENT_PLAIN, PL_STMT_ASOF_T,
                                        PL_STMT_ASOF_TV, 'c', 'a'};
     return point(out, l, entity_id, field_name, tx_time, valid_time, flags, &as_of);
+}
+
+int pl_as_of(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
+             pl_time tx_time, pl_time valid_time, unsigned flags)
+{
+    PL_GUARD(l, as_of_call(out, l, entity_id, field_name, tx_time, valid_time, flags));
 }
 
 int pl_current(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
@@ -244,7 +283,7 @@ int pl_current(pl_result **out, pl_ledger *l, const char *entity_id, const char 
     return pl_as_of(out, l, entity_id, field_name, PL_TIME_NOW, PL_TIME_NOW, flags);
 }
 
-int pl_snapshot(pl_result **out, pl_ledger *l, const char *entity_id, pl_time tx_time,
+static int snapshot_call(pl_result **out, pl_ledger *l, const char *entity_id, pl_time tx_time,
                 pl_time valid_time, unsigned flags)
 {
     static const point_shape snapshot = {PL_STMT_SNAPSHOT_CURRENT, -1, PL_STMT_SNAPSHOT_T,
@@ -252,7 +291,13 @@ int pl_snapshot(pl_result **out, pl_ledger *l, const char *entity_id, pl_time tx
     return point(out, l, entity_id, NULL, tx_time, valid_time, flags, &snapshot);
 }
 
-int pl_range(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
+int pl_snapshot(pl_result **out, pl_ledger *l, const char *entity_id, pl_time tx_time,
+                pl_time valid_time, unsigned flags)
+{
+    PL_GUARD(l, snapshot_call(out, l, entity_id, tx_time, valid_time, flags));
+}
+
+static int range_call(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
              pl_time from, pl_time to, unsigned flags)
 {
     int rc = check_common(out, l, entity_id);
@@ -280,7 +325,13 @@ int pl_range(pl_result **out, pl_ledger *l, const char *entity_id, const char *f
     return run(out, l, entity_id, &q, flags);
 }
 
-int pl_history(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
+int pl_range(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
+             pl_time from, pl_time to, unsigned flags)
+{
+    PL_GUARD(l, range_call(out, l, entity_id, field_name, from, to, flags));
+}
+
+static int history_call(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
                unsigned flags)
 {
     int rc = check_common(out, l, entity_id);
@@ -297,4 +348,10 @@ int pl_history(pl_result **out, pl_ledger *l, const char *entity_id, const char 
         add_text(&q, field_name);
     q.stmt = field_name ? PL_STMT_HISTORY_FIELD : PL_STMT_HISTORY_ALL;
     return run(out, l, entity_id, &q, flags);
+}
+
+int pl_history(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
+               unsigned flags)
+{
+    PL_GUARD(l, history_call(out, l, entity_id, field_name, flags));
 }

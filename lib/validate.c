@@ -2,6 +2,7 @@
 #include "validate.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,11 +93,63 @@ static size_t number_len(const char *p)
     return (size_t)(q - p);
 }
 
-/* JSON numbers have no size limit, jansson's int64 and double have: check
- * each number's grammar here and hand jansson a copy in which every number
- * is a plain 0, so it judges only structure, strings and duplicate keys. */
-static char *neutralize_numbers(const char *s, size_t n)
+/* PostgreSQL's numeric, which jsonb stores numbers in, holds at most this
+ * many decimal digits before the point and after it (its weight and
+ * display scale limits); a number outside fails the insert with "value
+ * overflows numeric format", naming no field. */
+#define NUMERIC_MAX_INT_DIGITS 131072
+#define NUMERIC_MAX_SCALE 16383
+
+/* Whether the JSON number p[0..k) (grammar already checked) fits numeric:
+ * its display scale (fraction digits written, less the exponent) and the
+ * position of its leading nonzero digit (after the exponent) are in range.
+ * A zero has no leading digit: only its scale counts. */
+static int number_storable(const char *p, size_t k)
 {
+    const char *end = p + k, *q = p;
+    if (*q == '-')
+        q++;
+    int64_t int_sig = 0, frac = 0, first_frac_nonzero = 0, seen_nonzero = 0;
+    for (; q < end && *q >= '0' && *q <= '9'; q++) {
+        if (*q != '0')
+            seen_nonzero = 1;
+        if (seen_nonzero)
+            int_sig++;
+    }
+    if (q < end && *q == '.') {
+        for (q++; q < end && *q >= '0' && *q <= '9'; q++) {
+            frac++;
+            if (*q != '0' && !seen_nonzero && !first_frac_nonzero)
+                first_frac_nonzero = frac;
+        }
+    }
+    int64_t exp = 0;
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        q++;
+        int neg = *q == '-';
+        if (*q == '+' || *q == '-')
+            q++;
+        /* Saturate: past a billion the answer no longer changes. */
+        for (; q < end; q++)
+            exp = exp < 1000000000 ? exp * 10 + (*q - '0') : exp;
+        exp = neg ? -exp : exp;
+    }
+    if (frac - exp > NUMERIC_MAX_SCALE)
+        return 0;
+    if (int_sig > 0)
+        return int_sig + exp <= NUMERIC_MAX_INT_DIGITS;
+    if (first_frac_nonzero > 0)
+        return exp - first_frac_nonzero + 1 <= NUMERIC_MAX_INT_DIGITS;
+    return 1; /* zero */
+}
+
+/* JSON numbers have no size limit, jansson's int64 and double have: check
+ * each number's grammar and range here and hand jansson a copy in which
+ * every number is a plain 0, so it judges only structure, strings and
+ * duplicate keys. NULL with *bad set at an unstorable number. */
+static char *neutralize_numbers(const char *s, size_t n, const char **bad, size_t *bad_len)
+{
+    *bad = NULL;
     char *out = malloc(n + 1), *o = out;
     if (!out)
         return NULL;
@@ -124,6 +177,12 @@ static char *neutralize_numbers(const char *s, size_t n)
                 *o++ = *p++; /* not a number: let jansson report it */
                 continue;
             }
+            if (!number_storable(p, k)) {
+                free(out);
+                *bad = p;
+                *bad_len = k;
+                return NULL;
+            }
             *o++ = '0';
             p += k;
             continue;
@@ -139,7 +198,15 @@ int pl_check_json(const char *what, const char *s, int object_only)
     int rc = pl_check_text(what, s, PL_MAX_VALUE_BYTES, 1);
     if (rc)
         return rc;
-    char *copy = neutralize_numbers(s, strlen(s));
+    const char *bad;
+    size_t bad_len;
+    char *copy = neutralize_numbers(s, strlen(s), &bad, &bad_len);
+    if (!copy && bad)
+        return pl_fail(PL_EINVAL,
+                       "%s: the number %.*s%s at byte %zu is outside what PostgreSQL can store (at most "
+                       "%d digits before the decimal point and %d after)",
+                       what, bad_len > 40 ? 40 : (int)bad_len, bad, bad_len > 40 ? "..." : "",
+                       (size_t)(bad - s) + 1, NUMERIC_MAX_INT_DIGITS, NUMERIC_MAX_SCALE);
     if (!copy)
         return pl_fail(PL_ENOMEM, "out of memory");
     json_error_t err;
@@ -173,11 +240,8 @@ int pl_check_query_time(const char *what, pl_time t)
     do {                                                                              \
         int rc_ = (expr);                                                             \
         if (rc_) {                                                                    \
-            if (index >= 0) {                                                         \
-                char msg_[1024];                                                      \
-                snprintf(msg_, sizeof msg_, "%s", pl_errmsg());                       \
-                return pl_fail(rc_, "changes[%ld].%s", index, msg_);                  \
-            }                                                                         \
+            if (index >= 0)                                                           \
+                return pl_fail(rc_, "changes[%ld].%s", index, pl_errmsg());          \
             return rc_;                                                               \
         }                                                                             \
     } while (0)
