@@ -1,6 +1,6 @@
 /* pgbench on the same data in the same run: script files holding the SQL
- * of the library's own statements (copied from lib/schema.c and
- * lib/schema_ops.c, schema "bench"; keep them in step), with entities drawn with the same recency skew and times drawn
+ * of the library's own statements (copied from lib/sql/statements/,
+ * schema "bench"; keep them in step), with entities drawn with the same recency skew and times drawn
  * from the same entity windows as the library's client threads; and the
  * baselines: a primary-key lookup in provenance_current, the design
  * record's current-state query on the ledger, and that query without
@@ -64,7 +64,7 @@ static const char sql_naive[] =
     "AND transaction_time <= now() AND valid_time_start <= CURRENT_DATE "
     "ORDER BY transaction_time DESC LIMIT 1;\n";
 
-/* lib/schema_ops.c pl_sql_audit over [now - 30 days, now); the library
+/* lib/sql/statements/pl_audit.sql over [now - 30 days, now); the library
  * streams it through a binary cursor, pgbench receives it in one result. */
 #define AUDIT(source)                                                                        \
     "SELECT " COLS " FROM " S ".provenance_ledger WHERE transaction_time >= "                \

@@ -20,8 +20,8 @@ const char *const query_names[Q_NTYPES] = {"current", "range (1 month)", "as-of"
 const double mix_weights[Q_NTYPES] = {65, 15, 12, 5, 3};
 const double adr_p95_ms[Q_NTYPES] = {10, 75, 25, 100, 2000};
 
-/* The SQL pl_dashboard_changes() runs on the base table (lib/schema_ops.c,
- * pl_sql_dashboard_base) for [UTC midnight 30 days ago, now), all sources:
+/* The SQL pl_dashboard_changes() runs on the base table (lib/sql/statements/
+ * pl_dashboard_base.sql) for [UTC midnight 30 days ago, now), all sources:
  * pgbench runs this text. */
 const char analytics_sql[] =
     "SELECT (extract(epoch FROM d.day) * 1000000)::int8 AS day, d.source_type, d.changes, "

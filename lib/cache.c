@@ -411,7 +411,8 @@ static pl_time pg_now_lower(const lease *ls)
     return ls->pg_now + (pl_time)(pl_mono_us() - ls->recv_us);
 }
 
-/* What pl_cache_recover is asked to do (its comment in schema.c). */
+/* What pl_cache_recover is asked to do (its comment in
+ * lib/sql/migrations/003_cache_secret.sql). */
 enum { RECOVER_ASK = 0, RECOVER_CONFIRM = 1, RECOVER_MOVE = 2 };
 
 /* Asks PostgreSQL about the epoch (pl_cache_recover). Returns the

@@ -1,11 +1,15 @@
-/* The SQL of operations and analytics: migration 2 (materialized views,
- * their refresh log, partition archival, analytics indexes) and the
- * statements run by ops.c, analytics.c, iter.c and health.c. Templates use
- * "@S@" (quoted schema) and "@s@" (bare schema), expanded by pl_sql_expand. */
+/* The SQL texts run by ops.c, analytics.c, iter.c and health.c, under the
+ * names they have always had. Each is the text of one file of
+ * lib/sql/statements/ (the file's symbol line names the array), embedded at
+ * build time by lib/sql/embed.py into sql_registry.c, where the registry of
+ * schema.h points at the same arrays. Migration 2 (materialized views,
+ * their refresh log, partition archival, analytics indexes) is
+ * lib/sql/migrations/002_views_partitions.sql. Templates use "@S@" (quoted
+ * schema) and "@s@" (bare schema), expanded by pl_sql_expand. */
 #ifndef PL_SCHEMA_OPS_H
 #define PL_SCHEMA_OPS_H
 
-/* Migration 2, NULL-terminated parts (registered in schema.c). */
+/* Migration 2, NULL-terminated parts (also pl_migrations[1]). */
 extern const char *const pl_migration_2[];
 
 /* Partitions. */

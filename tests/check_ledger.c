@@ -1679,7 +1679,7 @@ START_TEST(partitions_and_plans)
     free(db_run(db, "ANALYZE provenance_current", 0, NULL, NULL));
     free(db_run(db, "ANALYZE entity_head", 0, NULL, NULL));
 
-    /* the library's statements (lib/schema.c), with literal values */
+    /* the library's statements (lib/sql/statements/), with literal values */
 #define COLS "id, entity_id, field_name, new_value, old_value, transaction_time, valid_time_start, " \
              "valid_time_end, source_type, change_reason, metadata"
     struct {

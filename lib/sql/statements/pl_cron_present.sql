@@ -1,0 +1,9 @@
+-- name: pl_cron_present
+-- symbol: pl_sql_cron_present
+-- params: none
+-- param-format: text
+-- result-format: text
+-- class: point
+SELECT EXISTS (SELECT 1
+FROM pg_catalog.pg_extension
+WHERE extname = 'pg_cron')

@@ -1,0 +1,9 @@
+-- name: pl_cron_unschedule
+-- symbol: pl_sql_cron_unschedule
+-- params: text
+-- param-format: text
+-- result-format: text
+-- class: write
+-- $1 job name.
+SELECT count(cron.unschedule(j.jobid))
+FROM cron.job j WHERE j.jobname = $1::text

@@ -1,0 +1,8 @@
+-- name: pl_partitions_detach
+-- symbol: pl_sql_partitions_detach
+-- params: timestamptz
+-- param-format: text
+-- result-format: text
+-- class: maintenance
+-- Detaches partitions ending at or before $1 (never drops them).
+SELECT @S@.pl_detach_partitions($1::timestamptz)

@@ -1,0 +1,8 @@
+-- name: pl_refresh
+-- symbol: pl_sql_refresh
+-- params: none
+-- param-format: text
+-- result-format: text
+-- class: maintenance
+-- Refreshes every materialized view; false when one failed.
+SELECT @S@.pl_refresh_views()

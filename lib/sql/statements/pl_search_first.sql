@@ -1,0 +1,20 @@
+-- name: pl_search_first
+-- symbol: pl_sql_search_first
+-- params: jsonb, int8
+-- param-format: text
+-- result-format: binary
+-- class: heavy
+-- Opened as a binary cursor.
+-- The first columns are PL_RECORD_COLUMNS (result.h), in its order.
+-- A page of $2 records whose metadata contains $1 plus, when more follow,
+-- one placeholder row whose id is NULL (skipped by the result builder).
+SELECT CASE WHEN s.rn <= $2::int8 THEN s.id END AS id, s.entity_id, s.field_name,
+s.new_value, s.old_value, s.transaction_time, s.valid_time_start, s.valid_time_end,
+s.source_type, s.change_reason, s.metadata
+FROM (SELECT p.*, row_number() OVER (ORDER BY p.transaction_time DESC, p.id DESC) AS rn
+FROM (SELECT id, entity_id, field_name, new_value, old_value, transaction_time, valid_time_start,
+valid_time_end, source_type, change_reason, metadata
+FROM @S@.provenance_ledger
+WHERE metadata @> $1::jsonb
+ORDER BY transaction_time DESC, id DESC LIMIT $2::int8 + 1) p) s
+ORDER BY s.rn

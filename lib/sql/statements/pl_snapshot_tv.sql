@@ -1,0 +1,10 @@
+-- name: pl_snapshot_tv
+-- symbol: PL_STMT_SNAPSHOT_TV
+-- params: text, timestamptz, timestamptz
+-- param-format: binary
+-- result-format: binary
+-- class: point
+-- The first columns are PL_RECORD_COLUMNS (result.h), in its order.
+SELECT id, entity_id, field_name, new_value, old_value, transaction_time, valid_time_start,
+valid_time_end, source_type, change_reason, metadata
+FROM @S@.pl_read_snapshot($1, $2, $3, false)
