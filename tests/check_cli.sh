@@ -269,20 +269,11 @@ bad "infinity is no query time" "${NOPG[@]}" snapshot e --valid infinity
 bad "range from after to" "${NOPG[@]}" range e --from 2025-02-01T00:00:00Z --to 2025-01-01T00:00:00Z
 bad "insert without --entity" "${NOPG[@]}" insert --field f --value 1 --source s
 bad "insert without --value" "${NOPG[@]}" insert --entity e --field f --source s
-bad "insert bad JSON value" "${NOPG[@]}" insert --entity e --field f --value '{"a":' --source s
-bad "insert bare word value" "${NOPG[@]}" insert --entity e --field f --value hello --source s
-bad "insert duplicate keys" "${NOPG[@]}" insert --entity e --field f --value '{"a":1,"a":2}' --source s
-bad "insert metadata not an object" "${NOPG[@]}" insert --entity e --field f --value 1 --source s --metadata '[1]'
-bad "insert bad --old" "${NOPG[@]}" insert --entity e --field f --value 1 --old '{' --source s
 bad "insert bad --valid-from" "${NOPG[@]}" insert --entity e --field f --value 1 --source s --valid-from soon
-bad "insert empty valid interval" "${NOPG[@]}" insert --entity e --field f --value 1 --source s \
-    --valid-from 2025-01-02T00:00:00Z --valid-to 2025-01-01T00:00:00Z
 bad "insert --batch without --stdin" "${NOPG[@]}" insert --entity e --field f --value 1 --source s --batch 5
 bad "insert --stdin with --entity" "${NOPG[@]}" insert --stdin --entity e
 bad "insert bad --batch" "${NOPG[@]}" insert --stdin --batch 0
 bad "insert --batch too big" "${NOPG[@]}" insert --stdin --batch 100001
-bad "search bad JSON" "${NOPG[@]}" search '{"a":'
-bad "search not an object" "${NOPG[@]}" search '[1,2]'
 bad "search bad --limit" "${NOPG[@]}" search '{}' --limit 0
 bad "search non-numeric --limit" "${NOPG[@]}" search '{}' --limit ten
 bad "partitions two actions" "${NOPG[@]}" partitions --ensure 3 --attach x
@@ -296,8 +287,31 @@ bad "dashboard without --to" "${NOPG[@]}" dashboard corrections --from any
 bad "audit bad --from" "${NOPG[@]}" audit --from last-week
 bad "help for an unknown command" help frobnicate
 
-# --stdin: every line is checked before connecting, and a bad line names
-# its number.
+# An option given twice is an error, not "the last one wins" (checked
+# before connecting: the status would be 1 otherwise).
+bad "option given twice" "${NOPG[@]}" current e f --format json --format table &&
+    contains "option twice named" "$ERR" "option '--format' given twice"
+bad "command option given twice" "${NOPG[@]}" insert --entity a --entity b --field f --value 1 --source s &&
+    contains "command option twice named" "$ERR" "'--entity' given twice"
+bad "global option twice, before and after" --schema a "${NOPG[@]}" current e f &&
+    contains "global option twice named" "$ERR" "'--schema' given twice"
+bad "flag given twice" "${NOPG[@]}" --realtime current e f --realtime &&
+    contains "flag twice named" "$ERR" "'--realtime' given twice"
+# ENTITY and FIELD as options: a positional argument and an option for one
+# place must agree.
+bad "positional and --entity differ" "${NOPG[@]}" current e f --entity x &&
+    contains "positional and option differ" "$ERR" "ENTITY given twice: 'e' (argument 1) and --entity 'x'"
+bad "positional and --field differ" "${NOPG[@]}" history e f --field g &&
+    contains "field positional and option differ" "$ERR" "FIELD given twice"
+bad "missing FIELD names --field" "${NOPG[@]}" as-of --entity e &&
+    contains "missing field names the option" "$ERR" "missing argument FIELD or --field"
+# Without --entity and with a standard input that is not a terminal,
+# insert reads JSON lines; options of one change then need --entity.
+bad "insert option needs --entity off a terminal" "${NOPG[@]}" insert --value 1 --source s &&
+    contains "needs --entity" "$ERR" "--value needs --entity"
+
+# --stdin: a line that is not an object of known keys is reported before
+# connecting, with its number and column.
 bad_line() {
     local what=$1 line=$2
     printf '%s\n' '{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s"}' "$line" >"$TMP/in"
@@ -305,20 +319,28 @@ bad_line() {
 }
 bad_line "not JSON" 'hello'
 bad_line "not an object" '[1,2]'
-bad_line "missing entity_id" '{"field_name":"f","new_value":1,"source_type":"s"}'
-bad_line "missing new_value" '{"entity_id":"e","field_name":"f","source_type":"s"}'
-bad_line "missing source_type" '{"entity_id":"e","field_name":"f","new_value":1}'
-bad_line "empty entity_id" '{"entity_id":"","field_name":"f","new_value":1,"source_type":"s"}'
 bad_line "entity_id not a string" '{"entity_id":7,"field_name":"f","new_value":1,"source_type":"s"}'
 bad_line "unknown key" '{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s","colour":1}'
 bad_line "duplicate key" '{"entity_id":"e","field_name":"f","new_value":1,"new_value":2,"source_type":"s"}'
 bad_line "bad valid_from" '{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s","valid_from":"monday"}'
-bad_line "empty valid interval" '{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s","valid_from":"2025-01-02T00:00:00Z","valid_to":"2025-01-01T00:00:00Z"}'
-bad_line "metadata not an object" '{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s","metadata":"x"}'
-bad_line "empty idempotency key" '{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s","idempotency_key":""}'
-bad_line "entity_id too long" "{\"entity_id\":\"$(printf 'x%.0s' {1..1025})\",\"field_name\":\"f\",\"new_value\":1,\"source_type\":\"s\"}"
 printf 'x\0y\n' >"$TMP/in"
 STDIN=$TMP/in bad "stdin: NUL byte" "${NOPG[@]}" insert --stdin && contains "stdin: NUL byte" "$ERR" "line 1"
+# Positions are 1-based columns in characters, of the line they name.
+printf '%s\n' '{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s"}' \
+    '{"entity_id":"日本","field_name" "f"}' >"$TMP/in"
+STDIN=$TMP/in bad "stdin: column in characters" "${NOPG[@]}" insert --stdin &&
+    contains "column in characters" "$ERR" "line 2, column 32: expected ':'"
+printf '%s\n' '{"entity_id":"e","field_name":"f","new_value":[1,2},"source_type":"s"}' >"$TMP/in"
+STDIN=$TMP/in bad "stdin: mismatched bracket" "${NOPG[@]}" insert --stdin &&
+    contains "mismatched bracket column" "$ERR" "line 1, column 51: expected ']'"
+printf '{"entity_id":"é","field_name":"f","new_value":1,"source_type":"s"} x\n' >"$TMP/in"
+STDIN=$TMP/in bad "stdin: text after the object" "${NOPG[@]}" insert --stdin &&
+    contains "text after the object column" "$ERR" "line 1, column 68: unexpected text"
+# A UTF-8 byte order mark before the first line is skipped; columns count
+# from after it.
+printf '\xef\xbb\xbf{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s",}\n' >"$TMP/in"
+STDIN=$TMP/in bad "stdin: BOM then an error" "${NOPG[@]}" insert --stdin &&
+    contains "column after the BOM" "$ERR" "line 1, column 67: expected a member name"
 STDIN=/dev/null
 
 # ---------------------------------------------------------------------------
@@ -362,6 +384,63 @@ run "library rejects input" 2 "${G[@]}" insert --entity cust_1 --field email --v
     --idempotency-key "" && one_line_error "library EINVAL"
 equals "rejected inserts wrote nothing" "$(rows)" 1
 
+# One validation, the library's: JSON texts reach it as written, and its
+# verdict (status and message) is the tool's. It needs a connection.
+bad "insert bad JSON value" "${G[@]}" insert --entity e --field f --value '{"a":' --source s &&
+    contains "library message names the field and the option" "$ERR" "invalid argument: new_value: invalid JSON"
+contains "the option of the bad value" "$ERR" "(--value)"
+bad "insert bare word value" "${G[@]}" insert --entity e --field f --value hello --source s
+bad "insert duplicate keys" "${G[@]}" insert --entity e --field f --value '{"a":1,"a":2}' --source s
+bad "insert metadata not an object" "${G[@]}" insert --entity e --field f --value 1 --source s --metadata '[1]' &&
+    contains "library's metadata message" "$ERR" "metadata: must be a JSON object"
+bad "insert bad --old" "${G[@]}" insert --entity e --field f --value 1 --old '{' --source s &&
+    contains "old value named" "$ERR" "(--old)"
+bad "insert empty valid interval" "${G[@]}" insert --entity e --field f --value 1 --source s \
+    --valid-from 2025-01-02T00:00:00Z --valid-to 2025-01-01T00:00:00Z
+bad "search bad JSON" "${G[@]}" search '{"a":' && contains "library's query message" "$ERR" "query: invalid JSON"
+bad "search not an object" "${G[@]}" search '[1,2]' && contains "library's object message" "$ERR" "query: must be a JSON object"
+bad_lib_line() {
+    local what=$1 line=$2 want=$3
+    printf '%s\n' '{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s"}' "$line" >"$TMP/in"
+    STDIN=$TMP/in bad "stdin: $what" "${G[@]}" insert --stdin && contains "stdin: $what" "$ERR" "$want"
+}
+bad_lib_line "missing entity_id" '{"field_name":"f","new_value":1,"source_type":"s"}' "line 2: invalid argument: entity_id: required"
+bad_lib_line "missing new_value" '{"entity_id":"e","field_name":"f","source_type":"s"}' "line 2: invalid argument: new_value: required"
+bad_lib_line "missing source_type" '{"entity_id":"e","field_name":"f","new_value":1}' "line 2"
+bad_lib_line "empty entity_id" '{"entity_id":"","field_name":"f","new_value":1,"source_type":"s"}' "line 2, column 14: invalid argument: entity_id: must not be empty"
+bad_lib_line "empty valid interval" '{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s","valid_from":"2025-01-02T00:00:00Z","valid_to":"2025-01-01T00:00:00Z"}' "line 2"
+bad_lib_line "metadata not an object" '{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s","metadata":"x"}' "line 2, column 78: invalid argument: metadata: must be a JSON object"
+bad_lib_line "empty idempotency key" '{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s","idempotency_key":""}' "line 2"
+bad_lib_line "entity_id too long" "{\"entity_id\":\"$(printf 'x%.0s' {1..1025})\",\"field_name\":\"f\",\"new_value\":1,\"source_type\":\"s\"}" "entity_id: longer than 1024 bytes"
+bad_lib_line "bad nested value, at its column" '{"entity_id":"日本","field_name":"f","new_value":[1,,2],"source_type":"s"}' "line 2, column 48: invalid argument: new_value: invalid JSON"
+equals "rejected lines wrote nothing" "$(rows)" 1
+
+# Numbers the library accepts are accepted on both paths, and kept.
+run "insert 1e400 by option" 0 "${G[@]}" insert --entity huge_1 --field opt --value 1e400 --source api
+printf '%s\n' '{"entity_id":"huge_1","field_name":"line","new_value":1e400,"source_type":"api","metadata":{"n":-2.5E-400}}' >"$TMP/in"
+STDIN=$TMP/in run "insert 1e400 by JSON line" 0 "${G[@]}" insert --stdin
+run "1e400 read back (option)" 0 "${G[@]}" current huge_1 opt && jcheck "1e400 kept (option)" 'J["new_value"] == 10**400'
+run "1e400 read back (line)" 0 "${G[@]}" current huge_1 line && jcheck "1e400 kept (line)" 'J["new_value"] == 10**400'
+run "search for 1e400" 0 "${G[@]}" search '{"n": -2.5E-400}' && jcheck "search 1e400" '[r["field_name"] for r in J["records"]] == ["line"]'
+# Every line is checked by the library before the first is written, even
+# across transactions: a bad value on line 5 of batches of 2 writes nothing.
+BEFORE=$(rows)
+for i in 1 2 3 4; do
+    printf '{"entity_id":"multi_%d","field_name":"f","new_value":%d,"source_type":"s"}\n' "$i" "$i"
+done >"$TMP/in"
+echo '{"entity_id":"multi_5","field_name":"f","new_value":tru,"source_type":"s"}' >>"$TMP/in"
+STDIN=$TMP/in bad "stdin: bad value in a later batch" "${G[@]}" insert --stdin --batch 2 &&
+    contains "later batch line named" "$ERR" "line 5, column 53: invalid argument: new_value"
+equals "a bad later line writes nothing" "$(rows)" "$BEFORE"
+# Standard input that is not a terminal is read without --stdin.
+printf '%s\n' '{"entity_id":"pipe_1","field_name":"f","new_value":"piped","source_type":"s"}' >"$TMP/in"
+STDIN=$TMP/in run "insert reads a pipe without --stdin" 0 "${G[@]}" insert &&
+    jcheck "pipe receipt" '[r["line"] for r in L] == [1]'
+# A byte order mark before the first line is skipped.
+printf '\xef\xbb\xbf{"entity_id":"bom_1","field_name":"f","new_value":"bom","source_type":"s"}\n' >"$TMP/in"
+STDIN=$TMP/in run "insert skips a byte order mark" 0 "${G[@]}" insert --stdin
+run "BOM line written" 0 "${G[@]}" current bom_1 f && jcheck "BOM line value" 'J["new_value"] == "bom"'
+
 if run "current" 0 "${G[@]}" current cust_1 email; then
     jcheck "current record" "J['id'] == ${ID1:-0} and J['entity_id'] == 'cust_1' and J['field_name'] == 'email' and J['new_value'] == 'a@example.com' and J['old_value'] == 'old@example.com' and J['source_type'] == 'api' and J['change_reason'] == 'user request' and J['metadata']['import_batch_id'] == 'one' and J['valid_to'] is None and J['transaction_time'] == J['valid_from'] == '${TT1:-}'"
     contains "metadata numbers kept" "$OUT" '"n": 0.1'
@@ -371,6 +450,15 @@ run "current unknown entity" 3 "${G[@]}" current nobody email && one_line_error 
 run "current realtime" 0 "${G[@]}" --realtime current cust_1 email && jcheck "realtime" "J['id'] == ${ID1:-0}"
 run "options after arguments" 0 current cust_1 email "${G[@]}" && jcheck "global after" "J['id'] == ${ID1:-0}"
 run "option=value form" 0 --schema="$SCHEMA" current cust_1 email && jcheck "--opt=value" "J['id'] == ${ID1:-0}"
+
+# ENTITY and FIELD as --entity and --field.
+run "current by options" 0 "${G[@]}" current --entity cust_1 --field email && jcheck "current by options" "J['id'] == ${ID1:-0}"
+run "current: option agrees with argument" 0 "${G[@]}" current cust_1 email --entity cust_1 &&
+    jcheck "agreeing option" "J['id'] == ${ID1:-0}"
+run "history by --entity" 0 "${G[@]}" history --entity cust_1 --field email && jcheck "history by options" 'len(L) == 1'
+run "as-of by options" 0 "${G[@]}" as-of cust_1 --field email --tx now && jcheck "as-of by --field" "J['id'] == ${ID1:-0}"
+run "snapshot by --entity" 0 "${G[@]}" snapshot --entity cust_1 && jcheck "snapshot by option" "J['id'] == ${ID1:-0}"
+run "range by options" 0 "${G[@]}" range --entity cust_1 --field email --from any && jcheck "range by options" 'len(L) == 1'
 
 # Exact numbers: JSON values are passed through as written.
 run "insert big number" 0 "${G[@]}" insert --entity num_1 --field big --value 123456789012345678901234567890 --source api
@@ -423,6 +511,33 @@ if run "current table" 0 "${G[@]}" --format table current cust_1 email; then
 fi
 run "history table" 0 "${G[@]}" history cust_1 --format table && equals "table lines" "$(wc -l <<<"$OUT")" 4
 if grep -q ' $' <<<"$OUT"; then fail "table lines end in blanks"; else ok; fi
+
+# Wide (CJK, emoji) and combining characters are aligned by display width,
+# whatever the locale.
+run "insert wide field" 0 "${G[@]}" insert --entity wide_1 --field 名前 --value '"日本語のテキスト"' --source api
+run "insert emoji" 0 "${G[@]}" insert --entity wide_1 --field x --value '"🎉ok"' --source 'café'
+run "insert combining" 0 "${G[@]}" insert --entity wide_1 --field 'é' --value '"plain"' --source api
+RUN_ENV=(LC_ALL=C)
+if run "wide table" 0 "${G[@]}" --format table history wide_1; then
+    printf '%s\n' "$OUT" >"$TMP/wide"
+    WIDTHS=$(python3 - "$TMP/wide" <<'PY'
+import re, sys, unicodedata
+def width(s):
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in s)
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+# The display column where VALID_FROM starts, in the header and each row.
+cols = [width(lines[0][:lines[0].index("VALID_FROM")])]
+cols += [width(l[:re.search(r"\d{4}-\d\d-\d\dT", l).start()]) for l in lines[1:]]
+print(" ".join(map(str, cols)))
+PY
+)
+    read -r -a W <<<"$WIDTHS"
+    if [[ ${#W[@]} -eq 4 && ${W[1]} == "${W[0]}" && ${W[2]} == "${W[0]}" && ${W[3]} == "${W[0]}" ]]; then ok; else
+        fail "wide characters misalign the table (VALID_FROM at display columns $WIDTHS):"$'\n'"$OUT"
+    fi
+fi
+RUN_ENV=()
 
 # ---------------------------------------------------------------------------
 # insert --stdin
@@ -571,6 +686,20 @@ while :; do
 done
 equals "search found every record" "$seen" 25
 equals "search pages" "$pages" 3
+# The cursor depends on the query, not on how it is typed.
+run "search compact" 0 "${G[@]}" search '{"import_batch_id":"b1","entity_type":"cust"}' --limit 10 &&
+    jval C1 'J["next_cursor"]'
+run "search spaced, other key order" 0 "${G[@]}" search '{ "entity_type" : "cust",  "import_batch_id": "b1" }' --limit 10 &&
+    jval C2 'J["next_cursor"]'
+equals "same cursor whatever the whitespace" "${C2:-}" "${C1:-}"
+run "search: compact query's cursor with the spaced query" 0 "${G[@]}" search '{"import_batch_id": "b1", "entity_type": "cust"}' --limit 10 --cursor "${C1:-x}" &&
+    jcheck "second page from the other spelling" 'len(J["records"]) == 10'
+run "search: the same second page" 0 "${G[@]}" search '{"entity_type":"cust","import_batch_id":"b1"}' --limit 10 --cursor "${C2:-x}"
+P2=$OUT
+run "search: the same second page, spelled another way" 0 "${G[@]}" search '{"import_batch_id":"b1",  "entity_type":"cust"}' --limit 10 --cursor "${C1:-x}" &&
+    equals "pages agree" "$OUT" "$P2"
+run "search: a cursor of another query" 2 "${G[@]}" search '{"import_batch_id":"b2"}' --cursor "${C1:-x}" &&
+    contains "cursor of another query" "$ERR" "not a cursor of this query"
 run "search newest first" 0 "${G[@]}" search '{"import_batch_id":"b1"}' --limit 25 &&
     jcheck "search order" '[(r["transaction_time"], r["id"]) for r in J["records"]] == sorted(((r["transaction_time"], r["id"]) for r in J["records"]), reverse=True)'
 run "search nothing" 0 "${G[@]}" search '{"import_batch_id":"none"}' && jcheck "search empty" 'J == {"records": [], "next_cursor": None}'

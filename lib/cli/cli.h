@@ -2,12 +2,14 @@
  * provledger, the command-line tool: declarations shared by its files.
  *
  * The tool is a client of the public API only (<provledger.h>), plus
- * jansson to read JSON input. One invocation runs one command:
+ * jansson to indent the health report. JSON input is never decoded: the
+ * library judges it as the user wrote it (json_scan.c only finds where
+ * each value of an input line lies). One invocation runs one command:
  *
  *     provledger [GLOBAL OPTIONS] COMMAND [ARGUMENTS] [OPTIONS]
  *
  * provledger.c parses the command line and reports errors, output.c prints
- * JSON and tables, cmd_*.c run the commands.
+ * JSON and tables, json_scan.c splits JSON texts, cmd_*.c run the commands.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -15,6 +17,7 @@
 #define PL_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <provledger.h>
@@ -113,12 +116,50 @@ int cli_parse_time(const cli *c, const char *opt, const char *text, int allow_no
 int cli_parse_int(const cli *c, const char *opt, const char *text, long long min,
                   long long max, long long *out);
 
-/* Checks that TEXT is JSON (an object when object_only) without duplicate
- * keys; returns CLI_OK or CLI_USAGE (reported, naming WHAT). */
-int cli_check_json(const cli *c, const char *what, const char *text, int object_only);
-
 /* Flushes stdout; on a write error reports it and returns CLI_ERROR. */
 int cli_finish(const cli *c, int status);
+
+/* --- json_scan.c: JSON texts as the user wrote them --------------------- */
+
+/* One member of an object: its name decoded, its value as a slice of the
+ * text (not NUL-terminated). */
+typedef struct cli_jmember {
+    char *key;            /* decoded name, owned */
+    const char *name;     /* the name as written, at its opening quote */
+    const char *val;      /* the value as written */
+    size_t val_len;
+} cli_jmember;
+
+/* Splits the one JSON object of TEXT (LEN bytes) into its members, in
+ * order. Only the structure needed to find the slices is checked; values
+ * are the library's to validate. Returns 0 (*out: free with
+ * cli_jmembers_free), 1 for a structural error (*err_off: its byte offset,
+ * *err: what it is) or -1 when out of memory. */
+int cli_json_members(const char *text, size_t len, cli_jmember **out, size_t *n,
+                     size_t *err_off, const char **err);
+void cli_jmembers_free(cli_jmember *m, size_t n);
+
+/* Decodes the JSON string token RAW (LEN bytes, quotes included) into a
+ * new C string. Returns 0, 1 (bad: *err_off, *why) or -1 (no memory). */
+int cli_json_string(const char *raw, size_t len, char **out, size_t *err_off, const char **why);
+
+/* The canonical text of a JSON object: no whitespace, members sorted by
+ * name, every number and string byte for byte as written. NULL when TEXT
+ * is not plain valid JSON of that kind (or out of memory): the caller then
+ * passes the original on, for the library to judge. Free with free(). */
+char *cli_json_canonical(const char *text);
+
+/* The 1-based column, in characters, of byte OFF of UTF-8 TEXT (a byte
+ * that is not part of valid UTF-8 counts as one character). */
+size_t cli_utf8_column(const char *text, size_t off);
+
+/* Decodes one UTF-8 character of S (LEN > 0 bytes) into *cp (U+FFFD for
+ * a bad byte); returns how many bytes it took (1 for a bad byte). */
+size_t cli_utf8_decode(const char *s, size_t len, uint32_t *cp);
+
+/* Columns that code point CP takes on a terminal: 0 (combining marks,
+ * zero-width characters), 1, or 2 (East Asian wide and fullwidth, emoji). */
+int cli_char_width(uint32_t cp);
 
 /* --- output.c: JSON writer -------------------------------------------------- */
 

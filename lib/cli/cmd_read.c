@@ -124,16 +124,21 @@ int cmd_search(cli *c)
     int st;
     if (v && (st = cli_parse_int(c, "--limit", v, 1, 10000, &limit)) != CLI_OK)
         return st;
-    if ((st = cli_check_json(c, "JSON", c->pos[0], 1)) != CLI_OK)
-        return st;
     const char *cursor = cli_get(c, "cursor");
     if (cursor && !*cursor)
         return cli_bad(c, "--cursor: must not be empty");
     if ((st = cli_open(c)) != CLI_OK)
         return st;
+    /* The library binds a cursor to the query's text. Handing it a
+     * canonical text (no whitespace, members sorted, every number and
+     * string as written) makes the cursor a property of the query, not of
+     * how it was typed: '{"a": 1}' and '{"a":1}' page alike. A text that
+     * is not plain valid JSON goes as it is, for the library to judge. */
+    char *canon = cli_json_canonical(c->pos[0]);
     pl_result *r = NULL;
     char *next = NULL;
-    int rc = pl_search_metadata(&r, &next, c->l, c->pos[0], cursor, (size_t)limit);
+    int rc = pl_search_metadata(&r, &next, c->l, canon ? canon : c->pos[0], cursor, (size_t)limit);
+    free(canon);
     if (rc != PL_OK)
         return cli_fail(c, rc, NULL);
     size_t n = pl_result_count(r);

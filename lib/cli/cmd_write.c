@@ -1,9 +1,11 @@
 /*
  * provledger: the commands that write: migrate and insert.
  *
- * insert --stdin reads every line and checks it (JSON, keys, types, sizes,
- * times) before it connects, so a bad line writes nothing; the changes are
- * then appended in transactions of --batch changes with pl_insert_batch().
+ * insert --stdin reads every line and splits it into its members (the raw
+ * text of each JSON value, json_scan.c), has the library check every change
+ * before the first is written, so a bad line writes nothing, and then
+ * appends the changes in transactions of --batch changes with
+ * pl_insert_batch(). The library is the only judge of the JSON values.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -14,9 +16,9 @@
 #include "cli.h"
 
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
 /* migrate                                                                  */
@@ -65,6 +67,23 @@ static int print_receipt(const cli *c, const pl_receipt *r)
     return cli_print_kv(c, kv, 2);
 }
 
+/* The option that gave field NAME of a change, for messages. */
+static const char *option_of(const char *field)
+{
+    static const char *const map[][2] = {
+        {"entity_id", "--entity"},      {"field_name", "--field"},
+        {"new_value", "--value"},       {"old_value", "--old"},
+        {"source_type", "--source"},    {"change_reason", "--reason"},
+        {"metadata", "--metadata"},     {"valid_from", "--valid-from"},
+        {"valid_to", "--valid-to"},     {"idempotency_key", "--idempotency-key"},
+    };
+    size_t n = strcspn(field, ":");
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strlen(map[i][0]) == n && strncmp(field, map[i][0], n) == 0)
+            return map[i][1];
+    return NULL;
+}
+
 static int insert_one(cli *c)
 {
     static const char *const required[] = {"entity", "field", "value", "source"};
@@ -74,6 +93,8 @@ static int insert_one(cli *c)
     if (cli_get(c, "batch"))
         return cli_bad(c, "--batch needs --stdin");
 
+    /* The JSON texts go to the library as given: it alone decides what is
+     * valid (1e400 is), and its message is the one printed. */
     pl_change ch = PL_CHANGE_INIT;
     ch.entity_id = cli_get(c, "entity");
     ch.field_name = cli_get(c, "field");
@@ -84,12 +105,6 @@ static int insert_one(cli *c)
     ch.metadata = cli_get(c, "metadata");
     ch.idempotency_key = cli_get(c, "idempotency-key");
     int st;
-    if ((st = cli_check_json(c, "--value", ch.new_value, 0)) != CLI_OK)
-        return st;
-    if (ch.old_value && (st = cli_check_json(c, "--old", ch.old_value, 0)) != CLI_OK)
-        return st;
-    if (ch.metadata && (st = cli_check_json(c, "--metadata", ch.metadata, 1)) != CLI_OK)
-        return st;
     const char *t;
     if ((t = cli_get(c, "valid-from")) &&
         (st = cli_parse_time(c, "--valid-from", t, 1, 0, 0, &ch.valid_from)) != CLI_OK)
@@ -97,15 +112,17 @@ static int insert_one(cli *c)
     if ((t = cli_get(c, "valid-to")) &&
         (st = cli_parse_time(c, "--valid-to", t, 0, 0, 1, &ch.valid_to)) != CLI_OK)
         return st;
-    if (ch.valid_from != PL_TIME_NOW && ch.valid_from >= ch.valid_to)
-        return cli_bad(c, "--valid-from must be before --valid-to");
 
     if ((st = cli_open(c)) != CLI_OK)
         return st;
     pl_receipt r;
     int rc = pl_insert(&r, c->l, &ch);
-    if (rc != PL_OK)
-        return cli_fail(c, rc, NULL);
+    if (rc != PL_OK) {
+        const char *opt = rc == PL_EINVAL ? option_of(pl_errmsg()) : NULL;
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "(%s)", opt ? opt : "");
+        return cli_fail(c, rc, opt ? ctx : NULL);
+    }
     if (cli_get(c, "count")) {
         cli_kv kv[] = {{"inserted", "1", 1}};
         return cli_print_kv(c, kv, 1);
@@ -117,9 +134,19 @@ static int insert_one(cli *c)
 /* JSON lines                                                               */
 /* ------------------------------------------------------------------------ */
 
+/* The keys of a line: the names pl_change's fields have in the library's
+ * messages, so that a message can be traced back to a member. */
+enum { K_ENTITY, K_FIELD, K_NEW, K_OLD, K_VFROM, K_VTO, K_SOURCE, K_REASON, K_META, K_IDEM,
+       NKEYS };
+static const char *const line_keys[NKEYS] = {
+    "entity_id", "field_name", "new_value", "old_value", "valid_from", "valid_to",
+    "source_type", "change_reason", "metadata", "idempotency_key",
+};
+
 typedef struct changes {
     pl_change *ch;
     long *line;
+    unsigned (*col)[NKEYS];  /* column of each member's value; 0: absent */
     size_t n, cap;
 } changes;
 
@@ -141,187 +168,112 @@ static void changes_free(changes *cs)
         change_free(&cs->ch[i]);
     free(cs->ch);
     free(cs->line);
+    free(cs->col);
     memset(cs, 0, sizeof *cs);
 }
 
-/* A tiny scanner over text that jansson has already accepted as a JSON
- * object: it finds where each member's value starts and ends, so that
- * values are passed on exactly as written (every digit of a number kept). */
-static const char *skip_ws(const char *p)
+static int is_null(const cli_jmember *m)
 {
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
-    return p;
+    return m->val_len == 4 && memcmp(m->val, "null", 4) == 0;
 }
 
-static const char *skip_string(const char *p)
-{
-    for (p++; *p && *p != '"'; p++)
-        if (*p == '\\' && p[1])
-            p++;
-    return *p ? p + 1 : p;
-}
-
-static const char *skip_value(const char *p)
-{
-    if (*p == '"')
-        return skip_string(p);
-    if (*p == '{' || *p == '[') {
-        int depth = 0;
-        while (*p) {
-            if (*p == '"') {
-                p = skip_string(p);
-                continue;
-            }
-            if (*p == '{' || *p == '[')
-                depth++;
-            else if (*p == '}' || *p == ']')
-                depth--;
-            p++;
-            if (depth == 0)
-                break;
-        }
-        return p;
-    }
-    while (*p && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
-           *p != '\n' && *p != '\r')
-        p++;
-    return p;
-}
-
-/* The raw text of member KEY of the object in TEXT, as a new string, in
- * *out (NULL when absent). Returns -1 when out of memory. */
-static int raw_member(const char *text, const char *key, char **out)
+/* The string member M (NULL: absent) into *out: NULL for absent or null.
+ * Lengths and emptiness are the library's to judge. Returns 0, 1 (bad:
+ * ERR set, *at its byte offset) or -1. */
+static int take_string(const cli_jmember *m, const char *key, char **out, const char *line,
+                       size_t *at, char *err, size_t errlen)
 {
     *out = NULL;
-    const char *p = skip_ws(text);
-    if (*p != '{')
+    if (!m || is_null(m))
         return 0;
-    p = skip_ws(p + 1);
-    while (*p == '"') {
-        const char *kend = skip_string(p);
-        int match;
-        if (memchr(p, '\\', (size_t)(kend - p))) {
-            json_error_t err;
-            json_t *k = json_loadb(p, (size_t)(kend - p), JSON_DECODE_ANY, &err);
-            match = k && json_is_string(k) && strcmp(json_string_value(k), key) == 0;
-            json_decref(k);
-        } else {
-            size_t n = (size_t)(kend - p) - 2;
-            match = strlen(key) == n && memcmp(p + 1, key, n) == 0;
-        }
-        p = skip_ws(kend);
-        if (*p != ':')
-            return 0;
-        p = skip_ws(p + 1);
-        const char *vend = skip_value(p);
-        if (match) {
-            size_t n = (size_t)(vend - p);
-            char *s = malloc(n + 1);
-            if (!s)
-                return -1;
-            memcpy(s, p, n);
-            s[n] = '\0';
-            *out = s;
-            return 0; /* duplicates were rejected: the first is the one */
-        }
-        p = skip_ws(vend);
-        if (*p != ',')
-            return 0;
-        p = skip_ws(p + 1);
+    *at = (size_t)(m->val - line);
+    if (m->val[0] != '"') {
+        snprintf(err, errlen, "%s: must be a string or null", key);
+        return 1;
     }
-    return 0;
+    size_t off;
+    const char *why;
+    int rc = cli_json_string(m->val, m->val_len, out, &off, &why);
+    if (rc > 0) {
+        *at += off;
+        snprintf(err, errlen, "%s: %s", key, why);
+    }
+    return rc;
 }
 
-static const char *const line_keys[] = {
-    "entity_id", "field_name", "new_value", "old_value", "valid_from", "valid_to",
-    "source_type", "change_reason", "metadata", "idempotency_key", NULL,
-};
-
-/* Takes string member KEY of O: required or optional (null/absent: NULL),
- * at most MAX bytes, non-empty. Returns 0, 1 (bad: ERR set) or -1. */
-static int take_string(json_t *o, const char *key, int required, size_t max, char **out,
-                       char *err, size_t errlen)
+static int take_time(const cli_jmember *m, const char *key, int is_from, pl_time *out,
+                     const char *line, size_t *at, char *err, size_t errlen)
 {
-    *out = NULL;
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
-        if (required) {
-            snprintf(err, errlen, "%s: required", key);
-            return 1;
-        }
-        return 0;
-    }
-    if (!json_is_string(v)) {
-        snprintf(err, errlen, "%s: must be a string%s", key, required ? "" : " or null");
-        return 1;
-    }
-    size_t n = json_string_length(v);
-    if (n == 0) {
-        snprintf(err, errlen, "%s: must not be empty", key);
-        return 1;
-    }
-    if (n > max) {
-        snprintf(err, errlen, "%s: longer than %zu bytes", key, max);
-        return 1;
-    }
-    if (!(*out = strdup(json_string_value(v))))
-        return -1;
-    return 0;
-}
-
-static int take_time(json_t *o, const char *key, int is_from, pl_time *out, char *err,
-                     size_t errlen)
-{
-    json_t *v = json_object_get(o, key);
     *out = is_from ? PL_TIME_NOW : PL_TIME_INFINITY;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v)) {
-        snprintf(err, errlen, "%s: must be an RFC 3339 string or null", key);
-        return 1;
-    }
-    const char *s = json_string_value(v);
+    char *s;
+    int rc = take_string(m, key, &s, line, at, err, errlen);
+    if (rc || !s)
+        return rc;
     pl_time t;
-    if (is_from && strcmp(s, "now") == 0)
-        return 0;
-    if (pl_time_parse(&t, s) != PL_OK || (is_from && t == PL_TIME_INFINITY)) {
-        snprintf(err, errlen, "%s: expected an RFC 3339 time such as 2025-01-31T12:00:00Z, got '%.64s'",
-                 key, s);
-        return 1;
+    if (is_from && strcmp(s, "now") == 0) {
+        rc = 0;
+    } else if (pl_time_parse(&t, s) != PL_OK || (is_from && t == PL_TIME_INFINITY)) {
+        snprintf(err, errlen,
+                 "%s: expected an RFC 3339 time such as 2025-01-31T12:00:00Z, got '%.64s'", key, s);
+        rc = 1;
+    } else {
+        *out = t;
     }
-    *out = t;
+    free(s);
+    return rc;
+}
+
+/* A copy of the raw value of M: the user's text, byte for byte. */
+static int take_raw(const cli_jmember *m, int null_is_none, char **out)
+{
+    *out = NULL;
+    if (!m || (null_is_none && is_null(m)))
+        return 0;
+    if (!(*out = malloc(m->val_len + 1)))
+        return -1;
+    memcpy(*out, m->val, m->val_len);
+    (*out)[m->val_len] = '\0';
     return 0;
 }
 
-/* Parses one line into CH. Returns 0, 1 (bad: ERR set) or -1 (no memory). */
-static int parse_line(const char *text, pl_change *ch, char *err, size_t errlen)
+/* Splits one line into CH, keeping the column of each member's value in
+ * COL. Only what the line format itself demands is checked here (an
+ * object of known keys, each once, strings where the library takes C
+ * strings, times it takes as numbers); everything else is the library's.
+ * Returns 0, 1 (bad: ERR set, *at the byte offset) or -1 (no memory). */
+static int parse_line(const char *text, size_t len, pl_change *ch, unsigned col[NKEYS],
+                      size_t *at, char *err, size_t errlen)
 {
     pl_change init = PL_CHANGE_INIT;
     *ch = init;
-    json_error_t jerr;
-    json_t *o = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
-    if (!o) {
-        snprintf(err, errlen, "invalid JSON at column %d: %s", jerr.column, jerr.text);
-        return 1;
+    memset(col, 0, NKEYS * sizeof col[0]);
+    cli_jmember *m = NULL;
+    size_t n = 0;
+    const char *why;
+    int rc = cli_json_members(text, len, &m, &n, at, &why);
+    if (rc) {
+        if (rc > 0)
+            snprintf(err, errlen, "%s", why);
+        return rc;
     }
-    int rc = 0;
-    if (!json_is_object(o)) {
-        snprintf(err, errlen, "expected a JSON object");
-        rc = 1;
-        goto done;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v) {
+    const cli_jmember *by_key[NKEYS] = {NULL};
+    for (size_t i = 0; i < n; i++) {
         size_t k = 0;
-        while (line_keys[k] && strcmp(line_keys[k], key) != 0)
+        while (k < NKEYS && strcmp(line_keys[k], m[i].key) != 0)
             k++;
-        if (!line_keys[k]) {
-            snprintf(err, errlen, "unknown key \"%.64s\"", key);
+        *at = (size_t)(m[i].name - text);
+        if (k == NKEYS) {
+            snprintf(err, errlen, "unknown key \"%.64s\"", m[i].key);
             rc = 1;
             goto done;
         }
+        if (by_key[k]) {
+            snprintf(err, errlen, "duplicate key \"%s\"", line_keys[k]);
+            rc = 1;
+            goto done;
+        }
+        by_key[k] = &m[i];
+        col[k] = (unsigned)cli_utf8_column(text, (size_t)(m[i].val - text));
     }
     char *s;
 #define TAKE(expr)           \
@@ -329,65 +281,28 @@ static int parse_line(const char *text, pl_change *ch, char *err, size_t errlen)
         if ((rc = (expr)))   \
             goto done;       \
     } while (0)
-    TAKE(take_string(o, "entity_id", 1, PL_MAX_KEY_BYTES, &s, err, errlen));
-    ch->entity_id = s;
-    TAKE(take_string(o, "field_name", 1, PL_MAX_KEY_BYTES, &s, err, errlen));
-    ch->field_name = s;
-    TAKE(take_string(o, "source_type", 1, PL_MAX_KEY_BYTES, &s, err, errlen));
-    ch->source_type = s;
-    TAKE(take_string(o, "change_reason", 0, PL_MAX_REASON_BYTES, &s, err, errlen));
-    ch->change_reason = s;
-    TAKE(take_string(o, "idempotency_key", 0, PL_MAX_KEY_BYTES, &s, err, errlen));
-    ch->idempotency_key = s;
-    TAKE(take_time(o, "valid_from", 1, &ch->valid_from, err, errlen));
-    TAKE(take_time(o, "valid_to", 0, &ch->valid_to, err, errlen));
-    if (ch->valid_from != PL_TIME_NOW && ch->valid_from >= ch->valid_to) {
-        snprintf(err, errlen, "valid_from: must be before valid_to");
-        rc = 1;
-        goto done;
-    }
-
-    if (!json_object_get(o, "new_value")) {
-        snprintf(err, errlen, "new_value: required");
-        rc = 1;
-        goto done;
-    }
-    v = json_object_get(o, "metadata");
-    if (v && !json_is_null(v) && !json_is_object(v)) {
-        snprintf(err, errlen, "metadata: must be a JSON object or null");
-        rc = 1;
-        goto done;
-    }
-    static const char *const raw_keys[] = {"new_value", "old_value", "metadata"};
-    for (size_t k = 0; k < 3; k++) {
-        v = json_object_get(o, raw_keys[k]);
-        if (k > 0 && (!v || json_is_null(v)))
-            continue; /* none */
-        if (raw_member(text, raw_keys[k], &s) != 0) {
-            rc = -1;
-            goto done;
-        }
-        if (!s) { /* cannot happen for text jansson accepted */
-            snprintf(err, errlen, "%s: cannot be read", raw_keys[k]);
-            rc = 1;
-            goto done;
-        }
-        if (strlen(s) > PL_MAX_VALUE_BYTES) {
-            free(s);
-            snprintf(err, errlen, "%s: longer than %d bytes", raw_keys[k], PL_MAX_VALUE_BYTES);
-            rc = 1;
-            goto done;
-        }
-        if (k == 0)
-            ch->new_value = s;
-        else if (k == 1)
-            ch->old_value = s;
-        else
-            ch->metadata = s;
-    }
+#define STR(k, field)                                                                 \
+    do {                                                                              \
+        TAKE(take_string(by_key[k], line_keys[k], &s, text, at, err, errlen));        \
+        ch->field = s;                                                                \
+    } while (0)
+    STR(K_ENTITY, entity_id);
+    STR(K_FIELD, field_name);
+    STR(K_SOURCE, source_type);
+    STR(K_REASON, change_reason);
+    STR(K_IDEM, idempotency_key);
+    TAKE(take_time(by_key[K_VFROM], "valid_from", 1, &ch->valid_from, text, at, err, errlen));
+    TAKE(take_time(by_key[K_VTO], "valid_to", 0, &ch->valid_to, text, at, err, errlen));
+    TAKE(take_raw(by_key[K_NEW], 0, &s));
+    ch->new_value = s;
+    TAKE(take_raw(by_key[K_OLD], 1, &s));
+    ch->old_value = s;
+    TAKE(take_raw(by_key[K_META], 1, &s));
+    ch->metadata = s;
+#undef STR
 #undef TAKE
 done:
-    json_decref(o);
+    cli_jmembers_free(m, n);
     if (rc != 0) {
         change_free(ch);
         *ch = init;
@@ -395,12 +310,15 @@ done:
     return rc;
 }
 
-static int blank(const char *s)
+static int blank(const char *s, size_t n)
 {
-    return *skip_ws(s) == '\0';
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            return 0;
+    return 1;
 }
 
-/* Reads and checks every line of F. Returns CLI_OK, CLI_USAGE (reported)
+/* Reads and splits every line of F. Returns CLI_OK, CLI_USAGE (reported)
  * or CLI_ERROR. */
 static int read_lines(const cli *c, FILE *f, changes *cs)
 {
@@ -408,20 +326,31 @@ static int read_lines(const cli *c, FILE *f, changes *cs)
     size_t bufcap = 0;
     ssize_t len;
     long lineno = 0, bad = 0, first_bad = 0;
-    char first_err[512] = "";
+    char first_err[600] = "";
     int st = CLI_OK;
     while ((len = getline(&buf, &bufcap, f)) >= 0) {
         lineno++;
-        if ((size_t)len != strlen(buf)) {
+        const char *text = buf;
+        size_t n = (size_t)len;
+        /* A byte order mark, as some editors write, is no part of the
+         * JSON; columns count from after it. */
+        if (lineno == 1 && n >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+            text += 3;
+            n -= 3;
+        }
+        size_t nul = strlen(text);
+        if (nul != n) {
             if (!bad++) {
                 first_bad = lineno;
-                snprintf(first_err, sizeof first_err, "contains a NUL byte");
+                snprintf(first_err, sizeof first_err, "column %zu: contains a NUL byte",
+                         cli_utf8_column(text, nul));
             }
             continue;
         }
-        if (blank(buf))
+        if (blank(text, n))
             continue;
-        if (cs->n == cs->cap) {
+        /* One slot more than the changes, for check_lines()'s sentinel. */
+        if (cs->n + 1 >= cs->cap) {
             size_t cap = cs->cap ? cs->cap * 2 : 1024;
             pl_change *ch = realloc(cs->ch, cap * sizeof *ch);
             if (ch)
@@ -429,14 +358,18 @@ static int read_lines(const cli *c, FILE *f, changes *cs)
             long *ln = realloc(cs->line, cap * sizeof *ln);
             if (ln)
                 cs->line = ln;
-            if (!ch || !ln) {
+            unsigned(*col)[NKEYS] = realloc(cs->col, cap * sizeof *col);
+            if (col)
+                cs->col = col;
+            if (!ch || !ln || !col) {
                 st = CLI_ERROR;
                 break;
             }
             cs->cap = cap;
         }
         char err[512];
-        int rc = parse_line(buf, &cs->ch[cs->n], err, sizeof err);
+        size_t at = 0;
+        int rc = parse_line(text, n, &cs->ch[cs->n], cs->col[cs->n], &at, err, sizeof err);
         if (rc < 0) {
             st = CLI_ERROR;
             break;
@@ -444,7 +377,8 @@ static int read_lines(const cli *c, FILE *f, changes *cs)
         if (rc > 0) {
             if (!bad++) {
                 first_bad = lineno;
-                snprintf(first_err, sizeof first_err, "%s", err);
+                snprintf(first_err, sizeof first_err, "column %zu: %s", cli_utf8_column(text, at),
+                         err);
             }
             continue;
         }
@@ -466,9 +400,67 @@ static int read_lines(const cli *c, FILE *f, changes *cs)
     }
     if (bad) {
         if (bad > 1)
-            return cli_bad(c, "line %ld: %s (and %ld more bad lines); nothing was written",
+            return cli_bad(c, "line %ld, %s (and %ld more bad lines); nothing was written",
                            first_bad, first_err, bad - 1);
-        return cli_bad(c, "line %ld: %s; nothing was written", first_bad, first_err);
+        return cli_bad(c, "line %ld, %s; nothing was written", first_bad, first_err);
+    }
+    return CLI_OK;
+}
+
+/* Reports the library's rejection of change IDX of CS (RC, with the
+ * "changes[i]." prefix of its message replaced by the line and the column
+ * of the member it names). */
+static int report_line(const cli *c, const changes *cs, size_t idx, int rc, const char *what)
+{
+    const char *msg = pl_errmsg();
+    const char *dot = strstr(msg, "].");
+    if (strncmp(msg, "changes[", 8) == 0 && dot)
+        msg = dot + 2;
+    unsigned col = 0;
+    size_t n = strcspn(msg, ":");
+    for (size_t k = 0; k < NKEYS; k++)
+        if (strlen(line_keys[k]) == n && strncmp(msg, line_keys[k], n) == 0)
+            col = cs->col[idx][k];
+    char where[64];
+    if (col)
+        snprintf(where, sizeof where, "line %ld, column %u", cs->line[idx], col);
+    else
+        snprintf(where, sizeof where, "line %ld", cs->line[idx]);
+    cli_note(c, "%s: %s: %s; %s", where, pl_strerror(rc), msg, what);
+    return rc == PL_EINVAL ? CLI_USAGE : CLI_ERROR;
+}
+
+/* Has the library check every change before the first is written, so that
+ * one bad line writes nothing even when the changes span many
+ * transactions. The library has no call that only validates, but
+ * pl_insert_batch() validates every change, in array order, before any
+ * I/O, and names the first bad one: followed by a change that can never be
+ * valid (no entity id), a chunk that the library would accept fails on
+ * that sentinel, and nothing is sent. */
+static int check_lines(const cli *c, changes *cs)
+{
+    const pl_change sentinel = PL_CHANGE_INIT;
+    size_t done = 0;
+    while (done < cs->n) {
+        size_t k = cs->n - done < (size_t)PL_MAX_BATCH - 1 ? cs->n - done
+                                                           : (size_t)PL_MAX_BATCH - 1;
+        pl_change kept = cs->ch[done + k]; /* the next chunk's first, or a spare slot */
+        cs->ch[done + k] = sentinel;
+        int rc = pl_insert_batch(NULL, c->l, cs->ch + done, k + 1);
+        cs->ch[done + k] = kept;
+        size_t idx;
+        if (rc == PL_EINVAL && sscanf(pl_errmsg(), "changes[%zu]", &idx) == 1 && idx <= k) {
+            if (idx < k)
+                return report_line(c, cs, done + idx, rc, "nothing was written");
+        } else if (rc == PL_OK) {
+            /* Cannot be: the library requires an entity id. */
+            cli_note(c, "the library accepted a change without entity_id (lines %ld-%ld)",
+                     cs->line[done], cs->line[done + k - 1]);
+            return CLI_ERROR;
+        } else {
+            return cli_fail(c, rc, "(checking the lines; nothing was written)");
+        }
+        done += k;
     }
     return CLI_OK;
 }
@@ -492,14 +484,19 @@ static void progress_clear(void)
     fflush(stderr);
 }
 
-static int insert_stdin(cli *c)
+static int insert_stdin(cli *c, int implicit)
 {
     static const char *const single[] = {"entity", "field", "value", "old", "source", "reason",
                                          "metadata", "valid-from", "valid-to",
                                          "idempotency-key"};
     for (size_t i = 0; i < sizeof single / sizeof single[0]; i++)
-        if (cli_get(c, single[i]))
+        if (cli_get(c, single[i])) {
+            if (implicit)
+                return cli_bad(c, "--%s needs --entity (without --entity, changes are read "
+                                  "from standard input as JSON lines)",
+                               single[i]);
             return cli_bad(c, "--stdin excludes --%s", single[i]);
+        }
     long long batch = 1000;
     const char *b = cli_get(c, "batch");
     int st;
@@ -513,7 +510,7 @@ static int insert_stdin(cli *c)
         changes_free(&cs);
         return st;
     }
-    if (cs.n > 0 && (st = cli_open(c)) != CLI_OK) {
+    if (cs.n > 0 && ((st = cli_open(c)) != CLI_OK || (st = check_lines(c, &cs)) != CLI_OK)) {
         changes_free(&cs);
         return st;
     }
@@ -622,6 +619,10 @@ out:
 int cmd_insert(cli *c)
 {
     if (cli_get(c, "stdin"))
-        return insert_stdin(c);
+        return insert_stdin(c, 0);
+    /* As a filter (changes | provledger insert), no flag is needed: without
+     * --entity, a standard input that is not a terminal is the input. */
+    if (!cli_get(c, "entity") && !isatty(STDIN_FILENO))
+        return insert_stdin(c, 1);
     return insert_one(c);
 }

@@ -242,13 +242,79 @@ int cli_is_json_number(const char *s)
 /* Tables                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Display width of UTF-8 text: one column per code point. */
+/* East Asian Width W and F ranges and the common emoji, and the ranges of
+ * combining and zero-width characters: a built-in table, so that columns
+ * line up the same whatever the locale (wcwidth() knows nothing of UTF-8
+ * under the C locale that scripts and services often run with). */
+static const uint32_t zero_width[][2] = {
+    {0x0300, 0x036F}, {0x0483, 0x0489}, {0x0591, 0x05BD}, {0x05BF, 0x05BF}, {0x05C1, 0x05C2},
+    {0x05C4, 0x05C5}, {0x05C7, 0x05C7}, {0x0610, 0x061A}, {0x064B, 0x065F}, {0x0670, 0x0670},
+    {0x06D6, 0x06DC}, {0x06DF, 0x06E4}, {0x06E7, 0x06E8}, {0x06EA, 0x06ED}, {0x0900, 0x0902},
+    {0x093A, 0x093A}, {0x093C, 0x093C}, {0x0941, 0x0948}, {0x094D, 0x094D}, {0x0951, 0x0957},
+    {0x0E31, 0x0E31}, {0x0E34, 0x0E3A}, {0x0E47, 0x0E4E}, {0x1160, 0x11FF}, {0x1AB0, 0x1AFF},
+    {0x1DC0, 0x1DFF}, {0x200B, 0x200F}, {0x202A, 0x202E}, {0x2060, 0x2064}, {0x20D0, 0x20FF},
+    {0x302A, 0x302D}, {0x3099, 0x309A}, {0xFE00, 0xFE0F}, {0xFE20, 0xFE2F}, {0xFEFF, 0xFEFF},
+    {0x1F3FB, 0x1F3FF}, {0xE0001, 0xE007F}, {0xE0100, 0xE01EF},
+};
+
+static const uint32_t wide[][2] = {
+    {0x1100, 0x115F}, {0x231A, 0x231B}, {0x2329, 0x232A}, {0x23E9, 0x23EC}, {0x23F0, 0x23F0},
+    {0x23F3, 0x23F3}, {0x25FD, 0x25FE}, {0x2614, 0x2615}, {0x2648, 0x2653}, {0x267F, 0x267F},
+    {0x2693, 0x2693}, {0x26A1, 0x26A1}, {0x26AA, 0x26AB}, {0x26BD, 0x26BE}, {0x26C4, 0x26C5},
+    {0x26CE, 0x26CE}, {0x26D4, 0x26D4}, {0x26EA, 0x26EA}, {0x26F2, 0x26F3}, {0x26F5, 0x26F5},
+    {0x26FA, 0x26FA}, {0x26FD, 0x26FD}, {0x2705, 0x2705}, {0x270A, 0x270B}, {0x2728, 0x2728},
+    {0x274C, 0x274C}, {0x274E, 0x274E}, {0x2753, 0x2755}, {0x2757, 0x2757}, {0x2795, 0x2797},
+    {0x27B0, 0x27B0}, {0x27BF, 0x27BF}, {0x2B1B, 0x2B1C}, {0x2B50, 0x2B50}, {0x2B55, 0x2B55},
+    {0x2E80, 0x3029}, {0x302E, 0x303E}, {0x3041, 0x3096}, {0x309B, 0x33FF}, {0x3400, 0x4DBF},
+    {0x4E00, 0x9FFF}, {0xA000, 0xA4CF}, {0xA960, 0xA97F}, {0xAC00, 0xD7A3}, {0xF900, 0xFAFF},
+    {0xFE10, 0xFE19}, {0xFE30, 0xFE6F}, {0xFF00, 0xFF60}, {0xFFE0, 0xFFE6}, {0x16FE0, 0x16FE4},
+    {0x17000, 0x18CFF}, {0x1B000, 0x1B2FF}, {0x1F004, 0x1F004}, {0x1F0CF, 0x1F0CF},
+    {0x1F18E, 0x1F18E}, {0x1F191, 0x1F19A}, {0x1F200, 0x1F202}, {0x1F210, 0x1F23B},
+    {0x1F240, 0x1F248}, {0x1F250, 0x1F251}, {0x1F260, 0x1F265}, {0x1F300, 0x1F320},
+    {0x1F32D, 0x1F335}, {0x1F337, 0x1F37C}, {0x1F37E, 0x1F393}, {0x1F3A0, 0x1F3CA},
+    {0x1F3CF, 0x1F3D3}, {0x1F3E0, 0x1F3F0}, {0x1F3F4, 0x1F3F4}, {0x1F3F8, 0x1F3FA},
+    {0x1F400, 0x1F43E}, {0x1F440, 0x1F440}, {0x1F442, 0x1F4FC}, {0x1F4FF, 0x1F53D},
+    {0x1F54B, 0x1F54E}, {0x1F550, 0x1F567}, {0x1F57A, 0x1F57A}, {0x1F595, 0x1F596},
+    {0x1F5A4, 0x1F5A4}, {0x1F5FB, 0x1F64F}, {0x1F680, 0x1F6C5}, {0x1F6CC, 0x1F6CC},
+    {0x1F6D0, 0x1F6D2}, {0x1F6D5, 0x1F6D7}, {0x1F6DC, 0x1F6DF}, {0x1F6EB, 0x1F6EC},
+    {0x1F6F4, 0x1F6FC}, {0x1F7E0, 0x1F7EB}, {0x1F7F0, 0x1F7F0}, {0x1F90C, 0x1F93A},
+    {0x1F93C, 0x1F945}, {0x1F947, 0x1F9FF}, {0x1FA70, 0x1FAFF}, {0x20000, 0x2FFFD},
+    {0x30000, 0x3FFFD},
+};
+
+static int in_ranges(uint32_t cp, const uint32_t (*r)[2], size_t n)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cp < r[mid][0])
+            hi = mid;
+        else if (cp > r[mid][1])
+            lo = mid + 1;
+        else
+            return 1;
+    }
+    return 0;
+}
+
+int cli_char_width(uint32_t cp)
+{
+    if (cp < 0x300)
+        return 1;
+    if (in_ranges(cp, zero_width, sizeof zero_width / sizeof zero_width[0]))
+        return 0;
+    return in_ranges(cp, wide, sizeof wide / sizeof wide[0]) ? 2 : 1;
+}
+
+/* Display width of UTF-8 text on a terminal. */
 static size_t text_width(const char *s)
 {
-    size_t w = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            w++;
+    size_t w = 0, n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        i += cli_utf8_decode(s + i, n - i, &cp);
+        w += (size_t)cli_char_width(cp);
+    }
     return w;
 }
 
@@ -276,8 +342,8 @@ void cli_table_right(cli_table *t, size_t col)
         t->right[col] = 1;
 }
 
-/* A copy of S fit for one cell: control characters as spaces, cut to
- * max_cell columns. */
+/* A copy of S fit for one cell: control characters as spaces; text wider
+ * than max_cell columns is cut to max_cell - 1 columns and "...". */
 static char *cell_text(const cli_table *t, const char *s)
 {
     if (!s)
@@ -286,23 +352,23 @@ static char *cell_text(const cli_table *t, const char *s)
     char *out = malloc(n + 4);
     if (!out)
         return NULL;
+    int cut = t->max_cell && text_width(s) > t->max_cell;
     size_t o = 0, w = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        int starts = (ch & 0xC0) != 0x80;
-        if (starts && t->max_cell && w == t->max_cell) {
-            /* Cut: replace the last column with "..." style ellipsis. */
-            while (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0x80)
-                o--;
-            if (o > 0)
-                o--;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = cli_utf8_decode(s + i, n - i, &cp);
+        size_t cw = (size_t)cli_char_width(cp);
+        if (cut && w + cw > t->max_cell - 1) {
             memcpy(out + o, "...", 3);
             o += 3;
             break;
         }
-        if (starts)
-            w++;
-        out[o++] = (char)(ch < 0x20 || ch == 0x7f ? ' ' : ch);
+        for (size_t b = 0; b < k; b++) {
+            unsigned char ch = (unsigned char)s[i + b];
+            out[o++] = (char)(ch < 0x20 || ch == 0x7f ? ' ' : ch);
+        }
+        w += cw;
+        i += k;
     }
     out[o] = '\0';
     return out;

@@ -11,7 +11,6 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,13 +51,41 @@ static const cli_opt insert_opts[] = {
     {NULL, NULL, NULL},
 };
 
+/* The entity and the field of a read, as options: the same as the
+ * positional arguments ENTITY and FIELD (main() merges them). */
+#define ENTITY_OPT {"entity", "ID", "the entity (the same as the argument ENTITY)"}
+#define FIELD_OPT {"field", "NAME", "the field (the same as the argument FIELD)"}
+
+static const cli_opt current_opts[] = {
+    ENTITY_OPT,
+    FIELD_OPT,
+    {NULL, NULL, NULL},
+};
+
+static const cli_opt history_opts[] = {
+    ENTITY_OPT,
+    FIELD_OPT,
+    {NULL, NULL, NULL},
+};
+
+static const cli_opt snapshot_opts[] = {
+    ENTITY_OPT,
+    {"tx", "T", "transaction time: RFC 3339, \"now\" or \"any\" (default now)"},
+    {"valid", "V", "valid time: RFC 3339, \"now\" or \"any\" (default now)"},
+    {NULL, NULL, NULL},
+};
+
 static const cli_opt as_of_opts[] = {
+    ENTITY_OPT,
+    FIELD_OPT,
     {"tx", "T", "transaction time: RFC 3339, \"now\" or \"any\" (default now)"},
     {"valid", "V", "valid time: RFC 3339, \"now\" or \"any\" (default now)"},
     {NULL, NULL, NULL},
 };
 
 static const cli_opt range_opts[] = {
+    ENTITY_OPT,
+    FIELD_OPT,
     {"from", "T", "transaction times from T (RFC 3339, \"now\" or \"any\"; default any)"},
     {"to", "T", "up to T, exclusive (RFC 3339, \"now\" or \"any\"; default any)"},
     {NULL, NULL, NULL},
@@ -112,17 +139,22 @@ const cli_cmd cli_commands[] = {
      "schema version before and after.",
      cmd_migrate},
     {"insert", {NULL}, 0, insert_opts, "append one change, or JSON lines from stdin",
-     "Appends one change given by options, or with --stdin every change read\n"
-     "from standard input, one JSON object per line with the keys entity_id,\n"
+     "Appends one change given by options, or every change read from standard\n"
+     "input: with --stdin, or without --entity when standard input is not a\n"
+     "terminal. Input is one JSON object per line with the keys entity_id,\n"
      "field_name, new_value (required, any JSON value), source_type\n"
      "(required), old_value (any JSON; null: none), valid_from, valid_to\n"
      "(RFC 3339 strings or null), change_reason, metadata (an object) and\n"
-     "idempotency_key. Every line is checked before anything is written: one\n"
-     "bad line (reported with its number) writes nothing. Changes are written\n"
-     "in transactions of --batch changes, each all or nothing. Prints one\n"
-     "receipt per change (id and transaction time), or the count.",
+     "idempotency_key; a UTF-8 byte order mark before the first line is\n"
+     "skipped. JSON values (--value, --old, --metadata, and the values of a\n"
+     "line) go to the library exactly as written, and the library decides\n"
+     "what is valid (1e400 is). Every line is checked before anything is\n"
+     "written: one bad line writes nothing and is reported with its line\n"
+     "number and column (1-based, in characters). Changes are written in\n"
+     "transactions of --batch changes, each all or nothing. Prints one receipt\n"
+     "per change (id and transaction time), or the count.",
      cmd_insert},
-    {"current", {"ENTITY", "FIELD"}, 2, NULL, "the current value of one field",
+    {"current", {"ENTITY", "FIELD"}, 2, current_opts, "the current value of one field",
      "Prints the record that answers for FIELD of ENTITY now: the latest\n"
      "recorded value whose valid interval covers the present.",
      cmd_current},
@@ -131,7 +163,7 @@ const cli_cmd cli_commands[] = {
      "--tx and valid time --valid: what the ledger knew at --tx about --valid.\n"
      "\"any\" drops the condition on that axis.",
      cmd_as_of},
-    {"snapshot", {"ENTITY"}, 1, as_of_opts, "every field of an entity at (tx, valid)",
+    {"snapshot", {"ENTITY"}, 1, snapshot_opts, "every field of an entity at (tx, valid)",
      "Prints, for every field of ENTITY, the record that answers at --tx and\n"
      "--valid, ordered by field name.",
      cmd_snapshot},
@@ -139,13 +171,15 @@ const cli_cmd cli_commands[] = {
      "Prints the records of ENTITY (or of its FIELD) whose transaction time\n"
      "lies in [--from, --to), oldest first.",
      cmd_range},
-    {"history", {"ENTITY", "FIELD"}, 1, NULL, "every record of an entity or field",
+    {"history", {"ENTITY", "FIELD"}, 1, history_opts, "every record of an entity or field",
      "Prints every record of ENTITY (or of its FIELD), oldest first.",
      cmd_history},
     {"search", {"JSON"}, 1, search_opts, "records whose metadata contains JSON",
      "Prints one page of the records whose metadata contains the JSON object\n"
      "given (JSON containment), newest first, and the cursor of the next page\n"
-     "(null on the last page).",
+     "(null on the last page). The query is compacted and its keys sorted\n"
+     "(numbers and strings kept as written) before it goes to the library, so\n"
+     "a cursor does not depend on the query's whitespace or key order.",
      cmd_search},
     {"audit", {NULL}, 0, audit_opts, "stream every record of a period or source",
      "Streams every record with transaction time in [--from, --to), optionally\n"
@@ -308,20 +342,6 @@ int cli_parse_int(const cli *c, const char *opt, const char *text, long long min
     return CLI_OK;
 }
 
-int cli_check_json(const cli *c, const char *what, const char *text, int object_only)
-{
-    json_error_t err;
-    json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL,
-                           &err);
-    if (!j)
-        return cli_bad(c, "%s: invalid JSON at column %d: %s", what, err.column, err.text);
-    int is_object = json_is_object(j);
-    json_decref(j);
-    if (object_only && !is_object)
-        return cli_bad(c, "%s: must be a JSON object", what);
-    return CLI_OK;
-}
-
 /* ------------------------------------------------------------------------ */
 /* The ledger                                                               */
 /* ------------------------------------------------------------------------ */
@@ -409,7 +429,10 @@ static void print_help(FILE *f)
     fputs("\n"
           "Times are RFC 3339 (2025-01-31T12:00:00Z, 2025-01-31T13:00:00+01:00);\n"
           "where the help says so, \"now\" (the server's time) and \"any\" (no\n"
-          "condition) are accepted too. Values, old values and metadata are JSON.\n"
+          "condition) are accepted too. Values, old values and metadata are JSON,\n"
+          "passed to the library as written; the library judges them. An option\n"
+          "given twice is an error. ENTITY and FIELD arguments may also be given\n"
+          "as --entity and --field.\n"
           "\n"
           "Environment: PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD and the other\n"
           "libpq variables; PROVLEDGER_REDIS_URL, PROVLEDGER_SCHEMA,\n"
@@ -512,6 +535,14 @@ static void parse_option(parse_state *ps, cli *c, const cli_cmd *cmd, int argc, 
         parse_error(ps, cmd, "unknown option '--%.*s'", (int)nlen, name);
         return;
     }
+    /* Twice is a mistake (a script that sets a default and a user who
+     * overrides it should not depend on which one wins). */
+    if (*slot) {
+        parse_error(ps, cmd, "option '--%s' given twice", opt->name);
+        if (opt->arg && !eq && *i + 1 < argc)
+            ++*i; /* its argument is no command word */
+        return;
+    }
     if (!opt->arg) {
         if (eq) {
             parse_error(ps, cmd, "option '--%s' takes no argument", opt->name);
@@ -537,6 +568,19 @@ static const char *global(const parse_state *ps, const char *name)
 {
     int k = find_opt(global_opts, name, strlen(name));
     return k >= 0 ? ps->global_val[k] : NULL;
+}
+
+/* The option that stands for positional argument I of the command (its
+ * name in lower case: ENTITY -> --entity), in NAME; returns its value or
+ * NULL when it is not given (or the command has no such option). */
+static const char *pos_option(const cli *c, size_t i, char *name, size_t len)
+{
+    const char *p = c->cmd->pos[i];
+    size_t k = 0;
+    for (; p[k] && k + 1 < len; k++)
+        name[k] = (char)(p[k] >= 'A' && p[k] <= 'Z' ? p[k] - 'A' + 'a' : p[k]);
+    name[k] = '\0';
+    return cli_get(c, name);
 }
 
 int main(int argc, char **argv)
@@ -639,9 +683,30 @@ int main(int argc, char **argv)
         fputs("provledger: missing command (try 'provledger --help')\n", stderr);
         return CLI_USAGE;
     }
-    if (c.npos < cmd->min_pos)
-        return cli_bad(&c, "missing argument %s (try 'provledger %s --help')", cmd->pos[c.npos],
+    /* ENTITY and FIELD may be given as --entity and --field too. Positional
+     * arguments keep their places (the first is ENTITY, the second FIELD),
+     * so an option and a positional argument for one place must agree. */
+    for (size_t i = 0; i < CLI_MAX_POS && cmd->pos[i]; i++) {
+        char name[32];
+        const char *v = pos_option(&c, i, name, sizeof name);
+        if (!v)
+            continue;
+        if (c.pos[i] && strcmp(c.pos[i], v) != 0)
+            return cli_bad(&c, "%s given twice: '%s' (argument %zu) and --%s '%s'", cmd->pos[i],
+                           c.pos[i], i + 1, name, v);
+        c.pos[i] = v;
+    }
+    for (size_t i = 0; i < cmd->min_pos; i++) {
+        char name[32];
+        if (c.pos[i])
+            continue;
+        pos_option(&c, i, name, sizeof name);
+        if (find_opt(cmd->opts, name, strlen(name)) >= 0)
+            return cli_bad(&c, "missing argument %s or --%s (try 'provledger %s --help')",
+                           cmd->pos[i], name, cmd->name);
+        return cli_bad(&c, "missing argument %s (try 'provledger %s --help')", cmd->pos[i],
                        cmd->name);
+    }
 
     /* Global settings: options, then environment, then defaults. */
     c.stdout_tty = isatty(STDOUT_FILENO);
