@@ -450,6 +450,10 @@ START_TEST(decode_rejects_malformed)
     enc.data[4 + 8 + 3] = 3;
     ck_assert_ptr_null(pl_result_decode(enc.data, enc.len, &until));
     enc.data[4 + 8 + 3] = 2;
+    /* Bytes after the last record. */
+    pl_buf_put(&enc, "", 1);
+    ck_assert_ptr_null(pl_result_decode(enc.data, enc.len, &until));
+    enc.len--;
     pl_result *r = pl_result_decode(enc.data, enc.len, &until);
     ck_assert_ptr_nonnull(r);
     same_records(r, &two);
