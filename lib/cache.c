@@ -92,7 +92,6 @@
 #include "cache.h"
 
 #include <openssl/core_names.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <poll.h>
@@ -103,6 +102,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache_codec.h"
 #include "error.h"
 #include "redis.h"
 
@@ -111,8 +111,6 @@
 #define INTENT_TTL_MS 3000u       /* how long a write intent stays in force */
 #define INTENT_SAFE_US 2500000u   /* a commit later than this after the intent: disable path */
 #define MAC_KEY_BYTES 32
-#define VERSION_HEX 32
-#define ENTRY_HEADER (VERSION_HEX + 8 + 32) /* version, filled_at, MAC */
 #define HORIZON_SLOTS 4096u       /* power of two */
 #define AGE_SLACK_US 1000000      /* clock-estimate slack of the TTL check */
 #define HORIZON_SLACK_US 1000     /* and of the check against our own last write */
@@ -172,13 +170,6 @@ struct pl_cache {
     pthread_cond_t listening_cv; /* signalled once LISTEN took effect */
     int listening;
 };
-
-static void put_i64(char out[8], int64_t v)
-{
-    uint64_t u = (uint64_t)v;
-    for (int i = 7; i >= 0; i--, u >>= 8)
-        out[i] = (char)(u & 0xff);
-}
 
 #define COUNT(c, field)                \
     do {                               \
@@ -364,7 +355,7 @@ static int lease_get(pl_cache *c, lease *out, int force)
     PGresult *r = NULL;
     /* Our lease length joins the shared maximum, which writers wait out. */
     char ms[8];
-    put_i64(ms, c->lease_ms);
+    pl_cc_put_i64(ms, c->lease_ms);
     const char *values[1] = {ms};
     int lengths[1] = {8};
     before = pl_mono_us();
@@ -420,9 +411,9 @@ enum { RECOVER_ASK = 0, RECOVER_CONFIRM = 1, RECOVER_MOVE = 2 };
 static int recover_call(pl_cache *c, const char *run_id, int64_t epoch, int action)
 {
     char ep[8], window[8], conf[8];
-    put_i64(ep, epoch);
-    put_i64(window, disable_window_ms(c));
-    put_i64(conf, action);
+    pl_cc_put_i64(ep, epoch);
+    pl_cc_put_i64(window, disable_window_ms(c));
+    pl_cc_put_i64(conf, action);
     /* Markers are per Redis database and key prefix. */
     pl_buf binding;
     memset(&binding, 0, sizeof binding);
@@ -489,21 +480,6 @@ static int recover(pl_cache *c, pl_redis_conn *rc, const char *run_id, int64_t e
 /* Keys, versions, MACs                                                      */
 /* ------------------------------------------------------------------------ */
 
-/* NUL ends the prefix (neither it nor an entity id can hold one), so no
- * two (prefix, ledger, epoch, entity) ever share a key; entity "" names
- * the epoch's marker. */
-static void make_key(pl_buf *key, const char *prefix, const char *ledger_id, int64_t epoch,
-                     const char *entity)
-{
-    char num[24];
-    int n = snprintf(num, sizeof num, ":%lld:", (long long)epoch);
-    key->len = 0;
-    pl_buf_put(key, prefix, strlen(prefix) + 1);
-    pl_buf_put(key, ledger_id, strlen(ledger_id));
-    pl_buf_put(key, num, (size_t)n);
-    pl_buf_put(key, entity, strlen(entity));
-}
-
 static void new_token(pl_cache *c, char out[40])
 {
     uint64_t seq = atomic_fetch_add(&c->token_seq, 1);
@@ -511,56 +487,14 @@ static void new_token(pl_cache *c, char out[40])
              (unsigned long long)seq);
 }
 
-/* The greatest (transaction time, id) of r, as fixed-width hex that sorts
- * like the pair (an empty answer is all zeros). */
-static void answer_version(char out[VERSION_HEX + 1], const pl_result *r)
-{
-    pl_time tt = INT64_MIN;
-    int64_t id = INT64_MIN;
-    for (size_t i = 0; i < r->count; i++) {
-        const pl_record *rec = &r->records[i];
-        if (rec->transaction_time > tt || (rec->transaction_time == tt && rec->id > id))
-            tt = rec->transaction_time, id = rec->id;
-    }
-    snprintf(out, VERSION_HEX + 1, "%016llx%016llx",
-             (unsigned long long)((uint64_t)tt ^ UINT64_C(0x8000000000000000)),
-             (unsigned long long)((uint64_t)id ^ UINT64_C(0x8000000000000000)));
-}
-
-static void mac_part(EVP_MAC_CTX *m, const void *p, size_t n)
-{
-    unsigned char len[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
-                            (unsigned char)(n >> 8), (unsigned char)n};
-    EVP_MAC_update(m, len, 4);
-    EVP_MAC_update(m, p, n);
-}
-
-/* The MAC of an entry: what it answers (ledger, epoch, entity, question)
- * and the entry's own bytes after the MAC slot. Returns -1 when no key is
- * known or OpenSSL failed (out of memory). */
-static int entry_mac(pl_cache *c, unsigned char out[32], const char *ledger_id, int64_t epoch,
-                     const char *entity, const pl_buf *field, const char *version,
-                     const char *filled_at, const char *payload, size_t payload_len)
+/* A fresh copy of the keyed MAC context for one entry (NULL while no key
+ * is known, or out of memory); the caller frees it. */
+static EVP_MAC_CTX *mac_copy(pl_cache *c)
 {
     pthread_mutex_lock(&c->mu);
     EVP_MAC_CTX *m = c->mac_base ? EVP_MAC_CTX_dup(c->mac_base) : NULL;
     pthread_mutex_unlock(&c->mu);
-    if (!m)
-        return -1;
-    char ep[8];
-    put_i64(ep, epoch);
-    EVP_MAC_update(m, (const unsigned char *)"plc1", 4);
-    mac_part(m, ledger_id, strlen(ledger_id));
-    EVP_MAC_update(m, (const unsigned char *)ep, 8);
-    mac_part(m, entity, strlen(entity));
-    mac_part(m, field->data, field->len);
-    EVP_MAC_update(m, (const unsigned char *)version, VERSION_HEX);
-    EVP_MAC_update(m, (const unsigned char *)filled_at, 8);
-    mac_part(m, payload, payload_len);
-    size_t len = 0;
-    int ok = EVP_MAC_final(m, out, &len, 32) == 1 && len == 32;
-    EVP_MAC_CTX_free(m);
-    return ok ? 0 : -1;
+    return m;
 }
 
 static uint64_t entity_hash(const char *entity)
@@ -600,18 +534,15 @@ static int entry_open(pl_cache *c, const lease *ls, const char *entity, const pl
                       const char *val, size_t len, pl_result **out)
 {
     *out = NULL;
-    if (len < ENTRY_HEADER)
-        return -1;
-    unsigned char mac[32];
-    if (entry_mac(c, mac, ls->ledger_id, ls->epoch, entity, field, val, val + VERSION_HEX,
-                  val + ENTRY_HEADER, len - ENTRY_HEADER) < 0)
-        return -1;
-    if (CRYPTO_memcmp(mac, val + VERSION_HEX + 8, 32) != 0)
+    pl_time filled_at;
+    EVP_MAC_CTX *m = mac_copy(c);
+    int verified = pl_cc_entry_verify(m, ls->ledger_id, ls->epoch, entity, field, val, len, &filled_at);
+    EVP_MAC_CTX_free(m);
+    if (verified < 0)
         return -1;
     /* A hash lives at most cache_ttl_ms from its first fill (FILL sets its
      * TTL once), so a genuine entry is never older than that plus the
      * slack of the two clock estimates: an older one was put back. */
-    pl_time filled_at = pl_wire_get_time(val + VERSION_HEX);
     if (pg_now_upper(ls) - filled_at > (pl_time)c->ttl_ms * 1000 + AGE_SLACK_US)
         return -1;
     /* Filled before our own last write of the entity: put back after it.
@@ -768,8 +699,8 @@ int pl_cache_get(pl_cache *c, pl_cache_ticket *t, const char *entity, const void
     }
     pl_buf marker;
     memset(&marker, 0, sizeof marker);
-    make_key(&t->key, c->prefix, ls.ledger_id, ls.epoch, entity);
-    make_key(&marker, c->prefix, ls.ledger_id, ls.epoch, "");
+    pl_cc_make_key(&t->key, c->prefix, ls.ledger_id, ls.epoch, entity);
+    pl_cc_make_key(&marker, c->prefix, ls.ledger_id, ls.epoch, "");
     pl_buf_put(&t->field, field, field_len);
     t->entity = entity;
     t->epoch = ls.epoch;
@@ -809,20 +740,14 @@ void pl_cache_fill(pl_cache *c, pl_cache_ticket *t, const pl_result *r, pl_time 
         c->fill_hook(c->fill_hook_arg);
     pl_buf val;
     memset(&val, 0, sizeof val);
-    char version[VERSION_HEX + 1], filled_at[8];
-    answer_version(version, r);
-    pl_wire_put_time(filled_at, t->read_after);
-    pl_buf_put(&val, version, VERSION_HEX);
-    pl_buf_put(&val, filled_at, 8);
-    pl_buf_put(&val, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 32);
-    unsigned char mac[32];
-    if (pl_result_encode(&val, r, valid_until) < 0 || val.failed ||
-        entry_mac(c, mac, t->ledger_id, t->epoch, t->entity, &t->field, version, filled_at,
-                  val.data + ENTRY_HEADER, val.len - ENTRY_HEADER) < 0) {
+    EVP_MAC_CTX *m = mac_copy(c);
+    int sealed = pl_cc_entry_seal(&val, m, t->ledger_id, t->epoch, t->entity, &t->field, r,
+                                  valid_until, t->read_after);
+    EVP_MAC_CTX_free(m);
+    if (sealed < 0) {
         pl_buf_free(&val);
         return;
     }
-    memcpy(val.data + VERSION_HEX + 8, mac, 32);
     pl_redis_conn *rc = pl_redis_acquire(c->redis);
     if (!rc) {
         pl_buf_free(&val);
@@ -883,7 +808,7 @@ static void disable_cache(pl_cache *c)
         return; /* our window is known to all, and outlasts this write */
 
     char ms[8];
-    put_i64(ms, disable_window_ms(c));
+    pl_cc_put_i64(ms, disable_window_ms(c));
     const char *values[1] = {ms};
     int lengths[1] = {8};
     PGresult *r = NULL;
@@ -946,7 +871,7 @@ static int run_round(entity_round *er)
         size_t sent = 0;
         for (size_t i = start; i < end; i++) {
             pl_buf *k = &keys[i - start];
-            make_key(k, er->c->prefix, er->ledger_id, er->epochs[i % er->nepochs],
+            pl_cc_make_key(k, er->c->prefix, er->ledger_id, er->epochs[i % er->nepochs],
                      er->entities[i / er->nepochs]);
             const char *av[8] = {k->data};
             size_t al[8] = {k->len};

@@ -127,9 +127,10 @@ static char *dup_range(const char *s, size_t n)
 
 static int parse_db(const char *s, int *db)
 {
+    /* Digits only: strtol alone would also take a sign or blanks. */
     char *end;
     long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < 0 || v > 1000000)
+    if (!(*s >= '0' && *s <= '9') || *end != '\0' || v < 0 || v > 1000000)
         return -1;
     *db = (int)v;
     return 0;
@@ -176,7 +177,7 @@ static int parse_url(pl_redis *r, const char *url)
         return pl_fail(PL_ENOMEM, "out of memory");
     char *end;
     long v = strtol(port, &end, 10);
-    int bad = *port == '\0' || *end != '\0' || v < 1 || v > 65535;
+    int bad = !(*port >= '0' && *port <= '9') || *end != '\0' || v < 1 || v > 65535;
     free(port);
     if (bad)
         return pl_fail(PL_EINVAL, "cfg.redis_url: port must be 1..65535");
@@ -410,6 +411,19 @@ void pl_redis_release(pl_redis *r, pl_redis_conn *c, int failed)
 int pl_redis_db(const pl_redis *r)
 {
     return r->db;
+}
+
+void pl_redis_endpoint(const pl_redis *r, const char **host, int *port, const char **path,
+                       const char **password)
+{
+    if (host)
+        *host = r->host;
+    if (port)
+        *port = r->port;
+    if (path)
+        *path = r->path;
+    if (password)
+        *password = r->password;
 }
 
 const char *pl_redis_run_id(const pl_redis_conn *c)

@@ -35,6 +35,12 @@ void pl_redis_release(pl_redis *r, pl_redis_conn *c, int failed);
 /* The database number the URL selects. */
 int pl_redis_db(const pl_redis *r);
 
+/* Where the URL points, borrowed from r: *host and *port for TCP (*path
+ * NULL), or *path for a unix socket (*host NULL); *password NULL when the
+ * URL has none. For tests of the URL parser; any out pointer may be NULL. */
+void pl_redis_endpoint(const pl_redis *r, const char **host, int *port, const char **path,
+                       const char **password);
+
 /* The server's run_id, read when the connection was made. */
 const char *pl_redis_run_id(const pl_redis_conn *c);
 redisContext *pl_redis_ctx(pl_redis_conn *c);

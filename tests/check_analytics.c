@@ -245,7 +245,7 @@ START_TEST(test_dashboard_changes)
     double t0 = tu_now_ms();
     tu_ok(pl_refresh_views(l));
     double t1 = tu_now_ms();
-    usleep(300000);
+    usleep(300000); /* by design: the view must age measurably before it is asked */
     double t2 = tu_now_ms();
     tu_ok(pl_dashboard_changes(&t, l, today - 10 * DAY_US, PL_TIME_NOW, NULL, PL_ALLOW_STALE));
     double t3 = tu_now_ms();

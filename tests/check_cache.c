@@ -273,7 +273,7 @@ START_TEST(test_import_invalidates)
     cfg.allow_import = 1;
     pl_ledger *l = tu_open_cfg(&cfg);
     pl_receipt r1 = ct_put(l, "imp", "f", "\"v1\"");
-    tu_sleep_ms(100);
+    tu_sleep_ms(100); /* by design: room for an import time after r1 and before now */
     pl_time t = pl_time_now() - 10000;
     ck_assert_int_gt(t - 20000, r1.transaction_time);
     pl_result *r = NULL;

@@ -182,7 +182,7 @@ START_TEST(test_redis_stopped)
     fprintf(stderr, "redis stopped: write %.1f ms\n", tu_now_ms() - t0);
     ct_expect(a, "down", "f", "\"v2\"", "a after the write, Redis down");
     ct_expect(b, "down", "f", "\"v2\"", "b after the write, Redis down");
-    tu_sleep_ms(200);
+    tu_sleep_ms(200); /* by design: degraded time must accrue while Redis is down */
     pl_stats_info s2 = ct_stats(a);
     ck_assert_uint_gt(s2.cache_degraded_us, s1.cache_degraded_us);
     ck_assert_int_ne(ct_stats(b).cache_degraded, 0);
@@ -570,6 +570,22 @@ static void sql_insert(const char *entity, const char *value)
     free(tu_sql(sql, 0, NULL));
 }
 
+/* Whether this schema's listener session has run its LISTEN (the query
+ * column keeps a session's last statement while it idles). */
+static int listener_listening(void *arg)
+{
+    (void)arg;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'libprovledger' "
+             "AND query = 'LISTEN \"%s_external\"'",
+             ct_schema());
+    PGconn *pg = tu_raw_open();
+    long long n = tu_raw_ll(pg, sql, 0, NULL);
+    PQfinish(pg);
+    return n > 0;
+}
+
 /* With the listener, a cached answer changes shortly after the commit. */
 START_TEST(test_external_writes_listener)
 {
@@ -577,7 +593,10 @@ START_TEST(test_external_writes_listener)
     fault_config(&cfg);
     cfg.listen_external_writes = 1;
     pl_ledger *a = tu_open_cfg(&cfg);
-    tu_sleep_ms(300); /* the listener connects in the background */
+    /* The listener connects in the background (pl_open waits for it, but
+     * only so long): write only once its LISTEN is seen. */
+    ck_assert_msg(tu_wait_for(listener_listening, NULL, 10000, 10),
+                  "the external-write listener never ran LISTEN");
     ct_put(a, "ext", "f", "\"v1\"");
     ct_put(a, "ext2", "f", "\"w1\"");
     ct_expect(a, "ext", "f", "\"v1\"", "fill");

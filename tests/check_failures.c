@@ -215,7 +215,7 @@ START_TEST(restart_while_reading_and_writing)
     }
     for (int i = 0; i < THREADS; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, restart_main, &t[i]), 0);
-    tu_sleep_ms(1000);
+    tu_sleep_ms(1000); /* by design: the workload runs a while before the restart */
 
     /* Every thread idle between calls, then the restart: every pooled
      * connection dies under the library's feet. */

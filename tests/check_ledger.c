@@ -689,8 +689,9 @@ START_TEST(as_of_past_never_changes)
     late_read rd = {pl_time_now(), -1};
     pthread_t reader;
     ck_assert_int_eq(pthread_create(&reader, NULL, late_reader, &rd), 0);
-    struct timespec pause = {0, 300 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    /* Commit only once the reader is seen waiting behind the write (which
+     * waits behind us): then its answer must include the write. */
+    int blocked = tu_wait_until_blocked(PQbackendPID(holder), 2, 10000);
     free(db_run(holder, "COMMIT", 0, NULL, NULL));
     pthread_join(th, NULL);
     pthread_join(reader, NULL);
@@ -698,6 +699,8 @@ START_TEST(as_of_past_never_changes)
     pl_time asked = rd.asked;
     int64_t before = rd.id;
     ck_assert_msg(waiting, "the write never waited for the lock");
+    ck_assert_msg(blocked == 2, "the as-of read did not wait for the write in flight (%d blocked)",
+                  blocked);
     ck_assert_msg(w.rc == PL_OK, "the write failed: %d", w.rc);
     int64_t after = as_of_id_(L, "late", "f", asked, PL_TIME_ANY, PL_REALTIME, __LINE__);
     ck_assert_msg(after == before,

@@ -260,7 +260,7 @@ START_TEST(lag_is_reported)
     replica_exec(rep, "SELECT pg_wal_replay_pause()");
     c.new_value = "\"new\"";
     tu_ok(pl_insert(NULL, l, &c));
-    tu_sleep_ms(1500);
+    tu_sleep_ms(1500); /* by design: the lag under test is this paused replay */
     pl_result *r = NULL;
     int rc = pl_current(&r, l, "rep-5", "f", PL_ALLOW_STALE);
     char value[64] = "";
@@ -298,7 +298,7 @@ START_TEST(staleness_not_underreported)
     pl_result_free(r);
     /* A stale read now, more than a second after the last: the library
      * measures the lag (as 0, the replica is caught up) for it. */
-    tu_sleep_ms(1100);
+    tu_sleep_ms(1100); /* by design: past the lag-measurement interval (1 s) */
     tu_ok(pl_current(&r, l, "rep-6", "f", PL_ALLOW_STALE));
     pl_result_free(r);
 
@@ -307,7 +307,7 @@ START_TEST(staleness_not_underreported)
     c.new_value = "\"new\"";
     pl_receipt rec;
     tu_ok(pl_insert(&rec, l, &c));
-    tu_sleep_ms(600);
+    tu_sleep_ms(600); /* by design: the write the replica misses is this old */
     int rc = pl_current(&r, l, "rep-6", "f", PL_ALLOW_STALE);
     pl_time asked = pl_time_now();
     char value[64] = "";

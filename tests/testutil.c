@@ -143,6 +143,50 @@ long long tu_wait_ll(PGconn *pg, const char *sql, int n, const char *const *para
     return 0;
 }
 
+int tu_wait_for(int (*cond)(void *), void *arg, double timeout_ms, double step_ms)
+{
+    double deadline = tu_now_ms() + timeout_ms;
+    int v;
+    while (!(v = cond(arg)) && tu_now_ms() < deadline)
+        tu_sleep_ms(step_ms);
+    return v;
+}
+
+typedef struct blocked_query {
+    PGconn *pg;
+    const char *params[1];
+    int n;
+    int seen;
+} blocked_query;
+
+static int enough_blocked(void *arg)
+{
+    blocked_query *q = arg;
+    /* Everyone waiting for a lock behind the blocker, and behind those. */
+    PGresult *r = tu_raw_q(q->pg,
+                           "WITH RECURSIVE w(pid) AS ("
+                           "  SELECT pid FROM pg_stat_activity"
+                           "   WHERE wait_event_type = 'Lock' AND $1::int = ANY (pg_blocking_pids(pid))"
+                           "  UNION"
+                           "  SELECT a.pid FROM pg_stat_activity a JOIN w ON w.pid = ANY (pg_blocking_pids(a.pid))"
+                           "   WHERE a.wait_event_type = 'Lock')"
+                           " SELECT count(*) FROM w",
+                           1, q->params);
+    q->seen = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return q->seen >= q->n;
+}
+
+int tu_wait_until_blocked(int blocker_pid, int n, double timeout_ms)
+{
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", blocker_pid);
+    blocked_query q = {tu_raw_open(), {pid}, n, 0};
+    tu_wait_for(enough_blocked, &q, timeout_ms, 5);
+    PQfinish(q.pg);
+    return q.seen;
+}
+
 void tu_sleep_ms(double ms)
 {
     if (ms <= 0)

@@ -63,6 +63,20 @@ long long tu_q1(const char *sql, const char *param);
 long long tu_wait_ll(PGconn *pg, const char *sql, int n, const char *const *params, int tries,
                      int step_ms);
 
+/* --- waiting for what is observed, not for a while --------------------- */
+
+/* Polls cond(arg) (every step_ms) until it returns non-zero or timeout_ms
+ * passed; returns its last value (0: the deadline passed first). */
+int tu_wait_for(int (*cond)(void *), void *arg, double timeout_ms, double step_ms);
+
+/* Waits until at least n sessions wait for a lock (pg_stat_activity
+ * wait_event_type 'Lock') that backend blocker_pid holds, directly or
+ * through other waiters (pg_blocking_pids), as seen by a connection of its
+ * own (pg_stat_activity is a snapshot per transaction, so the observer must
+ * not be a session inside one). Returns how many were seen, which is below
+ * n only when timeout_ms passed first. */
+int tu_wait_until_blocked(int blocker_pid, int n, double timeout_ms);
+
 /* --- small things ----------------------------------------------------- */
 
 /* Sleeps ms milliseconds (fractions allowed), also across signals. */
