@@ -101,12 +101,32 @@ static int config_from_caller(pl_config *out, const pl_config *cfg)
     return PL_OK;
 }
 
+/* A conninfo libpq cannot parse is a bad argument, found before any I/O
+ * (connecting would report it as a connection failure). */
+static int check_conninfo(const char *what, const char *conninfo)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    if (opts) {
+        PQconninfoFree(opts);
+        return PL_OK;
+    }
+    if (!err)
+        return pl_fail(PL_ENOMEM, "out of memory");
+    size_t n = strlen(err);
+    while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
+        err[--n] = '\0';
+    int rc = pl_fail(PL_EINVAL, "%s: %s", what, err);
+    PQfreemem(err);
+    return rc;
+}
+
 static int check_config(const pl_config *cfg)
 {
     if (!cfg->pg_conninfo)
         return pl_fail(PL_EINVAL, "cfg.pg_conninfo: required");
     int rc = pl_check_text("cfg.pg_conninfo", cfg->pg_conninfo, 8192, 0);
-    if (rc)
+    if (rc || (rc = check_conninfo("cfg.pg_conninfo", cfg->pg_conninfo)))
         return rc;
     if (cfg->pool_size < 1 || cfg->pool_size > 1000)
         return pl_fail(PL_EINVAL, "cfg.pool_size: %u is outside 1..1000", cfg->pool_size);
@@ -134,7 +154,8 @@ static int check_config(const pl_config *cfg)
             return pl_fail(PL_EINVAL, "cfg.redis_*_timeout_ms: must be positive");
     }
     if (cfg->replica_conninfo &&
-        (rc = pl_check_text("cfg.replica_conninfo", cfg->replica_conninfo, 8192, 1)))
+        ((rc = pl_check_text("cfg.replica_conninfo", cfg->replica_conninfo, 8192, 1)) ||
+         (rc = check_conninfo("cfg.replica_conninfo", cfg->replica_conninfo))))
         return rc;
     return PL_OK;
 }

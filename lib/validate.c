@@ -146,8 +146,10 @@ static int number_storable(const char *p, size_t k)
 /* JSON numbers have no size limit, jansson's int64 and double have: check
  * each number's grammar and range here and hand jansson a copy in which
  * every number is a plain 0, so it judges only structure, strings and
- * duplicate keys. NULL with *bad set at an unstorable number. */
-static char *neutralize_numbers(const char *s, size_t n, const char **bad, size_t *bad_len)
+ * duplicate keys. NULL with *bad set at a malformed (*malformed) or
+ * unstorable number. */
+static char *neutralize_numbers(const char *s, size_t n, const char **bad, size_t *bad_len,
+                                int *malformed)
 {
     *bad = NULL;
     char *out = malloc(n + 1), *o = out;
@@ -177,10 +179,16 @@ static char *neutralize_numbers(const char *s, size_t n, const char **bad, size_
                 *o++ = *p++; /* not a number: let jansson report it */
                 continue;
             }
-            if (!number_storable(p, k)) {
+            /* "1.5.5", "1e5.5", "01": a number must not run on into more
+             * of one (replaced by 0 piecewise, jansson would see "0.0"). */
+            char next = p[k];
+            int runs_on = next == '.' || next == 'e' || next == 'E' || next == '+' || next == '-' ||
+                          (next >= '0' && next <= '9');
+            if (runs_on || !number_storable(p, k)) {
                 free(out);
                 *bad = p;
                 *bad_len = k;
+                *malformed = runs_on;
                 return NULL;
             }
             *o++ = '0';
@@ -200,7 +208,15 @@ int pl_check_json(const char *what, const char *s, int object_only)
         return rc;
     const char *bad;
     size_t bad_len;
-    char *copy = neutralize_numbers(s, strlen(s), &bad, &bad_len);
+    int malformed = 0;
+    char *copy = neutralize_numbers(s, strlen(s), &bad, &bad_len, &malformed);
+    if (!copy && bad && malformed) {
+        int line = 1;
+        for (const char *q = s; q < bad; q++)
+            line += *q == '\n';
+        return pl_fail(PL_EINVAL, "%s: invalid JSON near line %d: malformed number at byte %zu", what, line,
+                       (size_t)(bad - s) + 1);
+    }
     if (!copy && bad)
         return pl_fail(PL_EINVAL,
                        "%s: the number %.*s%s at byte %zu is outside what PostgreSQL can store (at most "
