@@ -797,6 +797,10 @@ START_TEST(import_ordering_rules)
     ck_assert_int_eq(pl_import_batch(NULL, l, &late, &lt, 1), PL_ECONFLICT);
     lt = t[2] - HOUR_USEC;
     ck_assert_int_eq(pl_import_batch(NULL, l, &late, &lt, 1), PL_ECONFLICT);
+    /* The time in the message is RFC 3339, as the library prints times. */
+    char when[PL_TIME_BUFSIZE];
+    pl_time_format(when, sizeof when, lt);
+    ck_assert_msg(strstr(pl_errmsg(), when) != NULL, "no %s in: %s", when, pl_errmsg());
     /* In the server's future. */
     lt = now + HOUR_USEC;
     /* Only the server knows its clock, so this is its refusal (PLC02), the
@@ -851,6 +855,71 @@ START_TEST(import_with_keys)
 }
 END_TEST
 
+/* A retry is the same change when what is stored is the same, however it
+ * was spelled: metadata NULL is {}, and JSON compares as jsonb. */
+START_TEST(retry_compares_what_is_stored)
+{
+    pl_ledger *l = tu_open(0);
+    pl_change c = tu_change("idem-spelled", "f", "{\"b\": 1, \"a\": [1, 2]}");
+    c.idempotency_key = "idem-spelled-1";
+    pl_receipt a, b, d;
+    tu_ok(pl_insert(&a, l, &c));
+    c.metadata = "{}";
+    c.new_value = "{ \"a\":[1,2],\"b\":1 }";
+    tu_ok(pl_insert(&b, l, &c));
+    ck_assert_int_eq(a.id, b.id);
+    ck_assert_int_eq(a.transaction_time, b.transaction_time);
+    /* And the other way round. */
+    c.idempotency_key = "idem-spelled-2";
+    tu_ok(pl_insert(&a, l, &c));
+    c.metadata = NULL;
+    tu_ok(pl_insert(&d, l, &c));
+    ck_assert_int_eq(a.id, d.id);
+    ck_assert_int_eq(rows_of("idem-spelled"), 2);
+    /* What is stored differently is another change. */
+    c.metadata = "{\"x\": 1}";
+    ck_assert_int_eq(pl_insert(NULL, l, &c), PL_ECONFLICT);
+    ck_assert_int_eq(rows_of("idem-spelled"), 2);
+    pl_close(l);
+}
+END_TEST
+
+/* A key recorded before migration 4 (its hash of NULL metadata as sent)
+ * still matches a retry spelled {} after the upgrade. */
+START_TEST(retry_of_a_key_recorded_before_migration_4)
+{
+    pl_ledger *l = tu_open(0);
+    pl_change c = tu_change("idem-legacy", "f", "1");
+    c.idempotency_key = "idem-legacy-1";
+    pl_receipt a, b;
+    tu_ok(pl_insert(&a, l, &c));
+    /* Migration 4 records the hash of the stored metadata, {}. */
+    const char *recorded = "SELECT count(*) FROM provenance_idempotency WHERE idempotency_key = 'idem-legacy-1' "
+                           "AND content_hash = pl_change_hash('idem-legacy', 'f', '1', NULL, NULL, 'infinity', "
+                           "'test', NULL, %s, NULL)";
+    char sql[1024];
+    snprintf(sql, sizeof sql, recorded, "'{}'");
+    ck_assert_int_eq(tu_sql_ll(sql), 1);
+    /* Make it what migration 1 recorded, the hash of NULL as sent (the
+     * table is append-only: only a superuser bypassing the guard can). */
+    free(tu_sql("SET session_replication_role = replica; "
+                "UPDATE provenance_idempotency SET content_hash = "
+                "pl_change_hash('idem-legacy', 'f', '1', NULL, NULL, 'infinity', 'test', NULL, NULL, NULL) "
+                "WHERE idempotency_key = 'idem-legacy-1'",
+                0, NULL));
+    snprintf(sql, sizeof sql, recorded, "NULL");
+    ck_assert_int_eq(tu_sql_ll(sql), 1);
+    c.metadata = "{}";
+    tu_ok(pl_insert(&b, l, &c));
+    ck_assert_int_eq(a.id, b.id);
+    c.metadata = NULL;
+    tu_ok(pl_insert(&b, l, &c));
+    ck_assert_int_eq(a.id, b.id);
+    ck_assert_int_eq(rows_of("idem-legacy"), 1);
+    pl_close(l);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_servers();
@@ -868,6 +937,8 @@ int main(void)
     tc = tu_tcase("idempotency", 60);
     tcase_add_test(tc, same_key_twice_lands_once);
     tcase_add_test(tc, same_key_other_content_conflicts);
+    tcase_add_test(tc, retry_compares_what_is_stored);
+    tcase_add_test(tc, retry_of_a_key_recorded_before_migration_4);
     tcase_add_test(tc, retried_batch_lands_once);
     tcase_add_test(tc, mixed_keyed_and_unkeyed);
     tcase_add_test(tc, concurrent_retries_land_once);

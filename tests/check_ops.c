@@ -127,7 +127,14 @@ START_TEST(test_schema_objects)
     int v = 0;
     tu_ok(pl_schema_version(&v, l));
     ck_assert_int_eq(v, PL_SCHEMA_VERSION);
-    ck_assert_int_eq(PL_SCHEMA_VERSION, 3);
+    ck_assert_int_eq(PL_SCHEMA_VERSION, 4);
+    /* Migration 4: messages print RFC 3339; pl_cache_bind is gone. */
+    ck_assert_int_eq(tu_sql_ll("SELECT (pl_rfc3339('2025-01-02 03:04:05.000006+00') = "
+                               "'2025-01-02T03:04:05.000006Z')::int"),
+                     1);
+    ck_assert_int_eq(tu_sql_ll("SELECT count(*) FROM pg_proc WHERE proname = 'pl_cache_bind' "
+                               "AND pronamespace = current_schema()::regnamespace"),
+                     0);
     /* Migration 3: the cache's MAC key and its epoch markers. */
     ck_assert_int_eq(tu_sql_ll("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() "
                                "AND tablename IN ('cache_secret', 'cache_marks')"),
@@ -344,6 +351,23 @@ START_TEST(test_detach_attach)
     ck_assert_int_eq(n, 0);
     ck_assert_int_eq(tu_sql_ll("SELECT count(*) FROM provenance_ledger"), 20);
     ck_assert_int_eq(pl_partitions_detach(&n, l, PL_TIME_NOW), PL_EINVAL);
+
+    /* An import into a detached month says what happened and what to do,
+     * naming the change, the time (RFC 3339) and the partition. */
+    {
+        char name[64], when[PL_TIME_BUFSIZE], want[256];
+        pl_time at = month_start(now, -4) + INT64_C(3600000000);
+        partition_name(name, sizeof name, month_start(now, -4));
+        pl_time_format(when, sizeof when, at);
+        pl_change late[2] = {tu_change("ops-archived-ok", "f", "1"), tu_change("ops-archived", "f", "1")};
+        pl_time tts[2] = {now - INT64_C(60000000), at};
+        ck_assert_int_eq(pl_import_batch(NULL, l, late, tts, 2), PL_EINVAL);
+        snprintf(want, sizeof want, "transaction_times[1]: %s falls in the month of partition %s, which is detached",
+                 when, name);
+        ck_assert_msg(strstr(pl_errmsg(), want) && strstr(pl_errmsg(), "pl_partition_attach"), "%s", pl_errmsg());
+        ck_assert_ptr_null(strstr(pl_errmsg(), "no partition"));
+        ck_assert_int_eq(tu_sql_ll("SELECT count(*) FROM provenance_ledger WHERE entity_id LIKE 'ops-archived%'"), 0);
+    }
 
     /* Only our detached partitions can be attached. */
     ck_assert_int_eq(pl_partition_attach(l, "provenance_ledger_1999_01"), PL_NOT_FOUND);

@@ -1,0 +1,179 @@
+-- description: idempotent retries compare what is stored, times in messages as RFC 3339, imports into a detached month explained
+-- Migration 4. Replaces two functions of migration 1 (same signatures,
+-- so grants stay) and drops one no statement runs any more.
+--
+-- Every time in a message as the library prints times: RFC 3339 UTC with
+-- microseconds (pl_time_format), not the server's DateStyle.
+CREATE FUNCTION @S@.pl_rfc3339(p_t timestamptz) RETURNS text LANGUAGE sql STABLE AS $fn$
+  SELECT CASE WHEN p_t = 'infinity' THEN 'infinity' WHEN p_t = '-infinity' THEN '-infinity'
+              ELSE to_char(p_t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END
+$fn$;
+-- Idempotency keys compare what is stored, not how it was spelled: a
+-- change sent with metadata NULL and retried with {} is the same change.
+-- Hashes recorded from now on are of the stored metadata; a hash recorded
+-- before, of NULL metadata, still matches (second comparison). An import
+-- into a month whose partition is detached says so, instead of
+-- PostgreSQL's "no partition of relation".
+-- The library's append: one call appends a whole batch, all or nothing.
+-- p_tt is NULL except for the opt-in history import.
+CREATE OR REPLACE FUNCTION @S@.pl_append(p_entity text[], p_field text[], p_new jsonb[], p_old jsonb[],
+    p_vfrom timestamptz[], p_vto timestamptz[], p_source text[], p_reason text[], p_meta jsonb[],
+    p_key text[], p_tt timestamptz[])
+RETURNS TABLE (ord bigint, rec_id bigint, rec_tt timestamptz, cache_epoch bigint, appended boolean)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  v_import boolean := p_tt IS NOT NULL;
+  v_dup bigint[] := '{}';
+  v_bad record;
+BEGIN
+  PERFORM set_config('provledger.internal', 'on', true);
+-- Partitions first, before any entity lock is held.
+  IF clock_timestamp() + interval '1 day' >= (SELECT partitions_until FROM @S@.ledger_meta WHERE id = 1) THEN
+    PERFORM @S@.pl_ensure_partitions(clock_timestamp(), 4);
+  END IF;
+  IF v_import THEN
+    PERFORM @S@.pl_ensure_partition(m) FROM (SELECT DISTINCT date_trunc('month', t, 'UTC') AS m
+                                              FROM unnest(p_tt) t WHERE t IS NOT NULL) s;
+  END IF;
+-- Settle locks before any time is taken (see pl_settle), then the
+-- existing heads, both in key order: writers of one entity queue here,
+-- and batches cannot deadlock on each other.
+  IF NOT v_import THEN
+    PERFORM pg_advisory_xact_lock(hashtext('@s@.settle'), b)
+       FROM (SELECT DISTINCT (hashtextextended(e, 0) & 1023)::int4 AS b FROM unnest(p_entity) e ORDER BY 1) s;
+  END IF;
+  PERFORM 1 FROM @S@.entity_head WHERE entity_id = ANY (p_entity) ORDER BY entity_id FOR NO KEY UPDATE;
+  IF EXISTS (SELECT 1 FROM unnest(p_key) k WHERE k IS NOT NULL) THEN
+    PERFORM pg_advisory_xact_lock(hashtextextended(k, 1))
+       FROM (SELECT DISTINCT k FROM unnest(p_key) k WHERE k IS NOT NULL ORDER BY 1) s;
+    SELECT u.idem_key INTO v_bad
+      FROM unnest(p_entity, p_field, p_new, p_old, p_vfrom, p_vto, p_source, p_reason, p_meta, p_key, p_tt)
+           AS u(entity_id, field_name, new_value, old_value, vfrom, vto, source_type, change_reason,
+                metadata, idem_key, tt_in)
+      JOIN @S@.provenance_idempotency i ON i.idempotency_key = u.idem_key
+     WHERE i.content_hash <> @S@.pl_change_hash(u.entity_id, u.field_name, u.new_value, u.old_value,
+             u.vfrom, u.vto, u.source_type, u.change_reason, coalesce(u.metadata, '{}'), u.tt_in)
+       AND i.content_hash <> @S@.pl_change_hash(u.entity_id, u.field_name, u.new_value, u.old_value,
+             u.vfrom, u.vto, u.source_type, u.change_reason, nullif(coalesce(u.metadata, '{}'), '{}'), u.tt_in)
+     LIMIT 1;
+    IF FOUND THEN
+      RAISE EXCEPTION USING ERRCODE = 'PLC01',
+        MESSAGE = format('idempotency key %s was already used for a different change', v_bad.idem_key);
+    END IF;
+    SELECT coalesce(array_agg(u.ord), '{}') INTO v_dup
+      FROM unnest(p_key) WITH ORDINALITY AS u(idem_key, ord)
+      JOIN @S@.provenance_idempotency i ON i.idempotency_key = u.idem_key;
+    RETURN QUERY SELECT u.ord, i.id, i.transaction_time, (SELECT s.epoch FROM @S@.cache_state s WHERE s.id = 1), false
+      FROM unnest(p_key) WITH ORDINALITY AS u(idem_key, ord)
+      JOIN @S@.provenance_idempotency i ON i.idempotency_key = u.idem_key;
+  END IF;
+  IF v_import THEN
+    SELECT u.ord, u.t, d.name INTO v_bad
+      FROM unnest(p_tt) WITH ORDINALITY AS u(t, ord)
+      JOIN @S@.detached_partitions d ON u.t >= d.range_from AND u.t < d.range_to
+     WHERE u.ord <> ALL (v_dup)
+     ORDER BY u.ord
+     LIMIT 1;
+    IF FOUND THEN
+      RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format(
+        'transaction_times[%s]: %s falls in the month of partition %s, which is detached (archived): '
+        'attach it first with pl_partition_attach() (provledger partitions --attach %s)',
+        v_bad.ord - 1, @S@.pl_rfc3339(v_bad.t), v_bad.name, v_bad.name);
+    END IF;
+    SELECT x.entity_id, x.tt_in INTO v_bad
+      FROM (SELECT u.entity_id, u.tt_in,
+                   lag(u.tt_in) OVER (PARTITION BY u.entity_id ORDER BY u.ord) AS prev
+              FROM unnest(p_entity, p_tt) WITH ORDINALITY AS u(entity_id, tt_in, ord)
+             WHERE u.ord <> ALL (v_dup)) x
+      LEFT JOIN @S@.entity_head h ON h.entity_id = x.entity_id
+     WHERE x.tt_in IS NULL OR x.tt_in > clock_timestamp() OR x.tt_in <= x.prev OR x.tt_in <= h.last_tt
+     LIMIT 1;
+    IF FOUND THEN
+      RAISE EXCEPTION USING ERRCODE = 'PLC02', MESSAGE = format(
+        'entity %s: imported transaction_time %s is not after the entity''s previous one, or is in the future',
+        v_bad.entity_id, @S@.pl_rfc3339(v_bad.tt_in));
+    END IF;
+  END IF;
+  RETURN QUERY
+  WITH input AS MATERIALIZED (
+    SELECT u.*, nextval('@S@.provenance_ledger_id_seq') AS new_id,
+           row_number() OVER (PARTITION BY u.entity_id ORDER BY u.ord) AS rank,
+           count(*) OVER (PARTITION BY u.entity_id) AS n
+      FROM unnest(p_entity, p_field, p_new, p_old, p_vfrom, p_vto, p_source, p_reason, p_meta, p_key, p_tt)
+           WITH ORDINALITY AS u(entity_id, field_name, new_value, old_value, vfrom, vto, source_type,
+                                change_reason, metadata, idem_key, tt_in, ord)
+     WHERE u.ord <> ALL (v_dup)
+  ), per_entity AS (
+    SELECT i.entity_id, count(*) AS n, max(i.tt_in) AS max_tt FROM input i GROUP BY i.entity_id
+  ), heads AS (
+    INSERT INTO @S@.entity_head AS h (entity_id, last_tt, record_count)
+    SELECT p.entity_id,
+           CASE WHEN v_import THEN p.max_tt
+                ELSE clock_timestamp() + (p.n - 1) * interval '1 microsecond' END,
+           p.n
+      FROM per_entity p ORDER BY p.entity_id
+    ON CONFLICT (entity_id) DO UPDATE SET
+      last_tt = CASE WHEN v_import THEN EXCLUDED.last_tt
+                     ELSE greatest(clock_timestamp(), h.last_tt + interval '1 microsecond')
+                          + (EXCLUDED.record_count - 1) * interval '1 microsecond' END,
+      record_count = h.record_count + EXCLUDED.record_count
+    RETURNING h.entity_id, h.last_tt
+  ), rows AS (
+    SELECT i.*, CASE WHEN v_import THEN i.tt_in
+                     ELSE hd.last_tt - (i.n - i.rank) * interval '1 microsecond' END AS tt
+      FROM input i JOIN heads hd ON hd.entity_id = i.entity_id
+  ), ins AS (
+    INSERT INTO @S@.provenance_ledger (id, entity_id, field_name, old_value, new_value, transaction_time,
+        valid_time_start, valid_time_end, source_type, change_reason, metadata, idempotency_key)
+    SELECT r.new_id, r.entity_id, r.field_name, r.old_value, r.new_value, r.tt, coalesce(r.vfrom, r.tt),
+           CASE WHEN coalesce(r.vto, 'infinity') > coalesce(r.vfrom, r.tt) THEN coalesce(r.vto, 'infinity')
+                ELSE @S@.pl_invalid(format('changes[%s].valid_to: must be after valid_from, which defaults '
+                     'to the transaction time %s', r.ord - 1, @S@.pl_rfc3339(r.tt))) END,
+           r.source_type, r.change_reason, coalesce(r.metadata, '{}'), r.idem_key
+      FROM rows r
+    RETURNING 1
+  ), idem AS (
+    INSERT INTO @S@.provenance_idempotency (idempotency_key, id, transaction_time, content_hash)
+    SELECT r.idem_key, r.new_id, r.tt,
+           @S@.pl_change_hash(r.entity_id, r.field_name, r.new_value, r.old_value, r.vfrom, r.vto,
+                              r.source_type, r.change_reason, coalesce(r.metadata, '{}'), r.tt_in)
+      FROM rows r WHERE r.idem_key IS NOT NULL
+    RETURNING 1
+  )
+  SELECT r.ord, r.new_id, r.tt, (SELECT s.epoch FROM @S@.cache_state s WHERE s.id = 1), true FROM rows r;
+END $fn$;
+CREATE OR REPLACE FUNCTION @S@.pl_order_external(p_ids bigint[], p_tts timestamptz[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  v_bad record;
+BEGIN
+  PERFORM set_config('provledger.internal', 'on', true);
+  CREATE TEMP TABLE IF NOT EXISTS pl_external_rows (entity_id text, transaction_time timestamptz, id bigint)
+    ON COMMIT DELETE ROWS;
+  DELETE FROM pl_external_rows;
+  INSERT INTO pl_external_rows SELECT l.entity_id, l.transaction_time, l.id
+    FROM unnest(p_ids, p_tts) AS u(id, tt)
+    JOIN @S@.provenance_ledger l ON l.id = u.id AND l.transaction_time = u.tt;
+  PERFORM 1 FROM @S@.entity_head WHERE entity_id IN (SELECT entity_id FROM pl_external_rows)
+    ORDER BY entity_id FOR NO KEY UPDATE;
+  SELECT n.entity_id, n.transaction_time INTO v_bad
+    FROM (SELECT entity_id, transaction_time,
+                 lag(transaction_time) OVER (PARTITION BY entity_id ORDER BY transaction_time, id) AS prev
+            FROM pl_external_rows) n
+    LEFT JOIN @S@.entity_head h ON h.entity_id = n.entity_id
+   WHERE n.transaction_time <= h.last_tt OR n.transaction_time = n.prev
+      OR n.transaction_time > clock_timestamp()
+   LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'PLC02', MESSAGE = format(
+      'entity %s: transaction_time %s is not after the entity''s last one, or is in the future',
+      v_bad.entity_id, @S@.pl_rfc3339(v_bad.transaction_time));
+  END IF;
+  INSERT INTO @S@.entity_head AS h (entity_id, last_tt, record_count)
+  SELECT entity_id, max(transaction_time), count(*) FROM pl_external_rows GROUP BY entity_id ORDER BY entity_id
+  ON CONFLICT (entity_id) DO UPDATE
+    SET last_tt = greatest(h.last_tt, EXCLUDED.last_tt), record_count = h.record_count + EXCLUDED.record_count;
+  PERFORM pg_notify('@s@_external', entity_id) FROM (SELECT DISTINCT entity_id FROM pl_external_rows) s;
+END $fn$;
+-- Unused since the cache binds to Redis through pl_cache_recover.
+DROP FUNCTION @S@.pl_cache_bind(text);
