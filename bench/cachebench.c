@@ -101,7 +101,7 @@ static bench_row *hits_run(const bench_opts *o, hshared *sh, int clients)
 }
 
 /* Average size of the cached current answers of the hot set, from Redis.
- * A cache key is <prefix> NUL <ledger id>:<epoch>:<entity> (lib/cache.c):
+ * A cache key is <prefix> NUL <ledger id>:<epoch>:<entity> (lib/cache/cache.c):
  * the command goes to redis-cli on stdin, whose parser reads \x00. */
 static int cached_value_size(const bench_opts *o, const bench_dataset *ds)
 {

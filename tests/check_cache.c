@@ -4,7 +4,7 @@
  * write is refused, time moves cached answers, awkward keys never collide,
  * the counters move as documented, and the connection variants work.
  *
- * White-box only where needed: the fill hook of lib/cache.h holds a reader
+ * White-box only where needed: the fill hook of lib/cache/cache.h holds a reader
  * between its database read and its fill.
  *
  * SPDX-License-Identifier: MIT */

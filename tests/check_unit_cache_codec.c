@@ -1,4 +1,4 @@
-/* Unit tests of the cache's codec (lib/cache_codec.h, lib/result.h): Redis
+/* Unit tests of the cache's codec (lib/cache/cache_codec.h, lib/db/result.h): Redis
  * key names, answer versions and their order, and the sealed entries a
  * cached answer travels in: round trips, and refusal of every truncation,
  * bit flip, foreign key and foreign binding. Needs no server: the MAC key

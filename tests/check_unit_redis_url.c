@@ -1,4 +1,4 @@
-/* Unit tests of the Redis URL parser (lib/redis.c): what pl_open accepts
+/* Unit tests of the Redis URL parser (lib/redis/redis.c): what pl_open accepts
  * as cfg.redis_url, and where it then connects. Needs no server:
  * pl_redis_create only parses, it connects lazily.
  *

@@ -1,4 +1,4 @@
-/* Unit tests of input validation (lib/validate.h): UTF-8, text limits,
+/* Unit tests of input validation (lib/base/validate.h): UTF-8, text limits,
  * JSON (grammar, duplicate keys, objects), instants and query times, whole
  * changes. Needs no server: validation runs before any I/O. Messages are
  * compared whole where the header promises that they name the field.
