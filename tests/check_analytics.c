@@ -465,10 +465,12 @@ START_TEST(test_audit_iterator)
     pl_iter_free(it);
     ck_assert_int_eq(pl_current(&cur, l, "e1", "f", 0), PL_OK);
     pl_result_free(cur);
-    /* The iterator holds the pool's only connection while it runs. */
+    /* While the iterator runs on a pool of one, point calls keep their
+     * connection (the long call got one of its own). */
     tu_ok(pl_audit_open(&it, l, NULL, PL_TIME_ANY, PL_TIME_ANY));
     tu_ok(pl_iter_next(&r, it));
-    ck_assert_int_eq(pl_current(&cur, l, "e1", "f", 0), PL_ETIMEOUT);
+    ck_assert_int_eq(pl_current(&cur, l, "e1", "f", 0), PL_OK);
+    pl_result_free(cur);
     pl_iter_free(it);
 
     /* Nothing in the window. */

@@ -9,9 +9,11 @@
 
 #include "error.h"
 #include "result.h"
-#include "schema_ops.h"
+#include "cursor.h"
+#include "ledger.h"
 #include "table.h"
 #include "validate.h"
+#include "wire.h"
 
 #define DAY_US INT64_C(86400000000)
 
@@ -40,14 +42,14 @@ static int changes_from_view(pl_table **out, pl_ledger *l, const char *const *va
 {
     *out = NULL;
     PGresult *res;
-    int rc = pl_ops_exec(l, pl_sql_dashboard_view_state, 0, NULL, PL_OPS_READ, &res);
+    int rc = pl_db_run(l->db, PL_SQL_DASHBOARD_VIEW_STATE, NULL, NULL, 0, &res);
     if (rc)
         return rc;
     int usable = PQntuples(res) > 0;
     PQclear(res);
     if (!usable)
         return PL_OK;
-    if ((rc = pl_ops_exec(l, pl_sql_dashboard_view, 3, values, PL_OPS_READ, &res)))
+    if ((rc = pl_db_run(l->db, PL_SQL_DASHBOARD_VIEW, values, NULL, 0, &res)))
         return rc;
     int rows = PQntuples(res), cols = PQnfields(res);
     if (rows == 0 || cols < 6 || PQgetisnull(res, 0, 5) || PQgetvalue(res, 0, 5)[0] != 't') {
@@ -87,8 +89,7 @@ static int dashboard_changes_call(pl_table **out, pl_ledger *l, pl_time from, pl
         if (*out)
             return PL_OK;
     }
-    return pl_ops_table(out, l, pl_sql_dashboard_base, 3, values, "tsii",
-                        PL_OPS_READ | PL_OPS_HEAVY);
+    return pl_db_table(out, l->db, PL_SQL_DASHBOARD_BASE, values, "tsii");
 }
 
 int pl_dashboard_changes(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
@@ -110,7 +111,7 @@ static int dashboard_corrections_call(pl_table **out, pl_ledger *l, pl_time from
     char fbuf[PL_TIME_BUFSIZE], tbuf[PL_TIME_BUFSIZE];
     const char *values[2] = {pl_time_param(fbuf, from), pl_time_param(tbuf, to)};
     /* No view holds corrections: always the base table, exact. */
-    return pl_ops_table(out, l, pl_sql_corrections, 2, values, "ssi", PL_OPS_READ | PL_OPS_HEAVY);
+    return pl_db_table(out, l->db, PL_SQL_CORRECTIONS, values, "ssi");
 }
 
 int pl_dashboard_corrections(pl_table **out, pl_ledger *l, pl_time from, pl_time to, unsigned flags)
@@ -216,11 +217,11 @@ static int search_metadata_call(pl_result **out, char **next_cursor, pl_ledger *
     int match_all = parsed && json_object_size(parsed) == 0;
     json_decref(parsed);
     pl_cursor cur;
-    if ((rc = pl_cursor_open(&cur, l, cursor ? pl_sql_search_next : pl_sql_search_first, cursor ? 4 : 2,
-                             values, match_all ? pl_sql_search_setup_all : pl_sql_search_setup)))
+    if ((rc = pl_cursor_open(&cur, l->db, cursor ? PL_SQL_SEARCH_NEXT : PL_SQL_SEARCH_FIRST, values,
+                             match_all ? PL_SQL_SEARCH_SETUP_ALL : PL_SQL_SEARCH_SETUP)))
         return rc;
     PGresult *res;
-    rc = pl_cursor_fetch(&cur, "ALL", &res);
+    rc = pl_cursor_fetch(&cur, 1, &res);
     pl_cursor_close(&cur, rc == PL_OK);
     if (rc)
         return rc;

@@ -6,8 +6,9 @@
 #include <string.h>
 
 #include "error.h"
-#include "schema_ops.h"
+#include "ledger.h"
 #include "table.h"
+#include "wire.h"
 
 /* Alert thresholds of the design record. */
 #define STALE_VIEW_SECONDS 7200.0
@@ -33,11 +34,11 @@ static int add_alert(json_t *alerts, const char *name, const char *fmt, ...)
 }
 
 /* A section: the table of a query as a JSON array (owned by the caller). */
-static int section(json_t **out, pl_ledger *l, const char *tmpl, int nparams, const char *const *values,
-                   const char *kinds, pl_table **keep)
+static int section(json_t **out, pl_ledger *l, int stmt, const char *const *values, const char *kinds,
+                   pl_table **keep)
 {
     pl_table *t;
-    int rc = pl_ops_table(&t, l, tmpl, nparams, values, kinds, PL_OPS_READ);
+    int rc = pl_db_table(&t, l->db, stmt, values, kinds);
     if (rc)
         return rc;
     *out = pl_table_json(t);
@@ -102,7 +103,7 @@ static json_t *client_json(pl_ledger *l, json_t *alerts)
         json_decref(c);
         return NULL;
     }
-    json_t *metrics = pl_metrics_json(&l->metrics);
+    json_t *metrics = pl_metrics_json(pl_db_metrics(l->db));
     if (!metrics || json_object_set_new(c, "metrics", metrics) != 0) {
         json_decref(c);
         return NULL;
@@ -136,22 +137,22 @@ static int build(json_t *root, pl_ledger *l)
     if (!alerts || json_object_set_new(root, "alerts", alerts) != 0)
         return pl_fail(PL_ENOMEM, "out of memory");
     pl_table *views = NULL, *slow = NULL;
-    int rc = section(&j, l, pl_sql_freshness, 0, NULL, "sttbsr", &views);
+    int rc = section(&j, l, PL_SQL_FRESHNESS, NULL, "sttbsr", &views);
     if (rc)
         return rc;
     json_object_set_new(root, "views", j);
     view_alerts(alerts, views);
     pl_table_free(views);
-    if ((rc = section(&j, l, pl_sql_partitions_list, 0, NULL, "sttbii", NULL)))
+    if ((rc = section(&j, l, PL_SQL_PARTITIONS_LIST, NULL, "sttbii", NULL)))
         return rc;
     json_object_set_new(root, "partitions", j);
     const char *schema[1] = {l->cfg.schema};
-    if ((rc = section(&j, l, pl_sql_indexes, 1, schema, "ssii", NULL)))
+    if ((rc = section(&j, l, PL_SQL_INDEXES, schema, "ssii", NULL)))
         return rc;
     json_object_set_new(root, "indexes", j);
 
     PGresult *res;
-    if ((rc = pl_ops_exec(l, pl_sql_pgss_present, 0, NULL, PL_OPS_READ, &res)))
+    if ((rc = pl_db_run(l->db, PL_SQL_PGSS_PRESENT, NULL, NULL, 0, &res)))
         return rc;
     int pgss = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
@@ -159,7 +160,7 @@ static int build(json_t *root, pl_ledger *l)
         char limit[16];
         snprintf(limit, sizeof limit, "%d", SLOW_STATEMENTS);
         const char *values[1] = {limit};
-        if ((rc = section(&j, l, pl_sql_slow_statements, 1, values, "sirrr", &slow)))
+        if ((rc = section(&j, l, PL_SQL_SLOW_STATEMENTS, values, "sirrr", &slow)))
             return rc;
         json_object_set_new(root, "slow_statements", j);
         statement_alerts(alerts, slow);

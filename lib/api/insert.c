@@ -152,32 +152,10 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
         intent_started = 1;
     }
 
+    /* Safe to run twice when the connection breaks after sending: every
+     * change carries an idempotency key (db/exec.c has the other rules). */
     PGresult *r = NULL;
-    for (int attempt = 0; attempt < 4; attempt++) {
-        pl_conn *c;
-        if ((rc = pl_pool_acquire(l->pool, &c)))
-            break;
-        int phase;
-        uint64_t start = pl_mono_us();
-        rc = pl_exec(l->pool, c, PL_STMT_APPEND, values, lengths, &r, &phase);
-        pl_metrics_record(&l->metrics, PL_STMT_APPEND, pl_mono_us() - start, rc != PL_OK);
-        pl_pool_release(l->pool, c);
-        if (rc == PL_OK)
-            break;
-        /* Safe to run again: the request never left, the server rolled the
-         * transaction back, or every change carries an idempotency key. */
-        if (phase == PL_PHASE_SEND || phase == PL_PHASE_RETRY)
-            continue;
-        if (phase == PL_PHASE_RESULT) {
-            if (all_keyed && attempt == 0)
-                continue;
-            rc = pl_fail(PL_EUNKNOWN,
-                         "the connection broke after the write was sent; it may or may not have "
-                         "committed (%s). Retry with an idempotency key to land it exactly once",
-                         pl_errmsg());
-        }
-        break;
-    }
+    rc = pl_db_run(l->db, PL_SQL_APPEND, values, lengths, all_keyed ? PL_RUN_IDEMPOTENT : 0, &r);
     size_t appended = 0;
     int outcome = rc == PL_OK ? PL_CACHE_COMMITTED : rc == PL_EUNKNOWN ? PL_CACHE_UNKNOWN
                                                                       : PL_CACHE_FAILED;

@@ -1,109 +1,15 @@
-/* Binary server-side cursors, and the audit report iterator built on one:
- * rows arrive in chunks of PL_ITER_CHUNK, so a report of any size never
- * sits in memory at once. */
+/* The audit report iterator, built on a binary server-side cursor
+ * (db/cursor.h): rows arrive in chunks of PL_CURSOR_CHUNK, so a report of
+ * any size never sits in memory at once. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "cursor.h"
 #include "error.h"
+#include "ledger.h"
 #include "result.h"
-#include "schema_ops.h"
-#include "table.h"
 #include "validate.h"
-
-/* Rows per FETCH: the most records an iterator holds at once. */
-#define PL_ITER_CHUNK 1000
-#define PL_ITER_CHUNK_TEXT "1000"
-
-static int simple(pl_cursor *cur, const char *sql)
-{
-    PGresult *res;
-    int phase;
-    int rc = pl_exec_simple(cur->l->pool, cur->conn, sql, &res, &phase);
-    PQclear(res);
-    return rc;
-}
-
-static int open_on(pl_cursor *cur, const char *declare, int nparams, const char *const *values,
-                   const char *setup, int *phase)
-{
-    PGresult *res = NULL;
-    *phase = PL_PHASE_NONE;
-    int rc = pl_exec_simple(cur->l->pool, cur->conn,
-                            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &res, phase);
-    PQclear(res);
-    if (rc)
-        return rc;
-    if (setup && (rc = simple(cur, setup)))
-        return rc;
-    rc = pl_exec_text(cur->l->pool, cur->conn, declare, nparams, values, &res, phase);
-    PQclear(res);
-    return rc;
-}
-
-int pl_cursor_open(pl_cursor *cur, pl_ledger *l, const char *select_tmpl, int nparams,
-                   const char *const *values, const char *setup)
-{
-    static const char prefix[] = "DECLARE pl_cursor BINARY NO SCROLL CURSOR FOR ";
-    cur->l = l;
-    cur->conn = NULL;
-    char *select = pl_sql_expand(select_tmpl, l->cfg.schema);
-    char *declare = select ? malloc(sizeof prefix + strlen(select)) : NULL;
-    if (!declare) {
-        free(select);
-        return pl_fail(PL_ENOMEM, "out of memory");
-    }
-    memcpy(declare, prefix, sizeof prefix - 1);
-    memcpy(declare + sizeof prefix - 1, select, strlen(select) + 1);
-    free(select);
-    int rc = PL_OK;
-    /* A pooled connection found dead on first use is replaced once:
-     * nothing has been read yet. */
-    for (int attempt = 0; attempt < 2; attempt++) {
-        /* A report may stay open long: it runs on the heavy share. */
-        if ((rc = pl_pool_acquire_heavy(l->pool, &cur->conn)))
-            break;
-        int phase;
-        rc = open_on(cur, declare, nparams, values, setup, &phase);
-        if (rc == PL_OK)
-            break;
-        pl_cursor_close(cur, 0);
-        if (rc != PL_ECONNECT)
-            break;
-    }
-    free(declare);
-    return rc;
-}
-
-int pl_cursor_fetch(pl_cursor *cur, const char *count, PGresult **out)
-{
-    char sql[64];
-    snprintf(sql, sizeof sql, "FETCH FORWARD %s FROM pl_cursor", count);
-    int phase;
-    int rc = pl_exec_simple(cur->l->pool, cur->conn, sql, out, &phase);
-    if (rc == PL_OK && PQnfields(*out) > 0 && PQfformat(*out, 0) != 1) {
-        PQclear(*out);
-        *out = NULL;
-        rc = pl_fail(PL_EDB, "the server returned text rows from a binary cursor");
-    }
-    return rc;
-}
-
-void pl_cursor_close(pl_cursor *cur, int ok)
-{
-    if (!cur->conn)
-        return;
-    PGconn *pg = pl_conn_pg(cur->conn);
-    if (pg && PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) != PQTRANS_IDLE) {
-        /* Keep the caller's error message: closing is not what failed. */
-        pl_errsave saved;
-        pl_error_save(&saved);
-        if (simple(cur, ok && PQtransactionStatus(pg) == PQTRANS_INTRANS ? "COMMIT" : "ROLLBACK"))
-            pl_error_restore(&saved);
-    }
-    /* Still inside a transaction (the rollback failed): the pool drops it. */
-    pl_pool_release(cur->l->pool, cur->conn);
-    cur->conn = NULL;
-}
+#include "wire.h"
 
 /* ------------------------------------------------------------------------ */
 /* The audit iterator                                                        */
@@ -142,7 +48,7 @@ static int audit_open_call(pl_iter **out, pl_ledger *l, const char *source_type,
         return pl_fail(PL_ENOMEM, "out of memory");
     char fbuf[PL_TIME_BUFSIZE], tbuf[PL_TIME_BUFSIZE];
     const char *values[3] = {pl_time_param(fbuf, from), pl_time_param(tbuf, to), source_type};
-    if ((rc = pl_cursor_open(&it->cur, l, pl_sql_audit, 3, values, NULL))) {
+    if ((rc = pl_cursor_open(&it->cur, l->db, PL_SQL_AUDIT, values, -1))) {
         free(it);
         return rc;
     }
@@ -189,7 +95,7 @@ int pl_iter_next(const pl_record **rec, pl_iter *it)
     if (it->drained)
         return finish(it, PL_ITEROVER);
     PGresult *res;
-    int rc = pl_cursor_fetch(&it->cur, PL_ITER_CHUNK_TEXT, &res);
+    int rc = pl_cursor_fetch(&it->cur, 0, &res);
     if (rc)
         return finish(it, rc);
     int n = PQntuples(res);
@@ -198,7 +104,7 @@ int pl_iter_next(const pl_record **rec, pl_iter *it)
     if (!it->chunk)
         return finish(it, pl_fail(PL_EDB, "PostgreSQL returned rows this library cannot read"));
     it->pos = 0;
-    if (n < PL_ITER_CHUNK) {
+    if (n < PL_CURSOR_CHUNK) {
         /* The last chunk: give the connection back now. */
         it->drained = 1;
         pl_cursor_close(&it->cur, 1);

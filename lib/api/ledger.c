@@ -11,13 +11,6 @@
 #include "redis.h"
 #include "validate.h"
 
-uint64_t pl_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 const char *pl_version(void)
 {
     return PL_VERSION_STRING;
@@ -175,17 +168,15 @@ static void release_front(pl_ledger *l)
 {
     pl_cache_destroy(l->cache);
     l->cache = NULL;
-    pl_pool_destroy(l->replica);
-    l->replica = NULL;
+    if (l->db)
+        pl_db_drop_replica(l->db);
 }
 
 /* The rest, once nothing refers to the handle any more. */
 static void destroy(pl_ledger *l)
 {
     release_front(l);
-    pl_pool_destroy(l->pool);
-    for (int i = 0; i < PL_STMT_COUNT; i++)
-        free(l->sql[i]);
+    pl_db_close(l->db);
     free((char *)l->cfg.pg_conninfo);
     free((char *)l->cfg.schema);
     free((char *)l->cfg.redis_url);
@@ -194,7 +185,6 @@ static void destroy(pl_ledger *l)
     pthread_mutex_destroy(&l->lag_mu);
     pthread_mutex_destroy(&l->life_mu);
     pthread_cond_destroy(&l->life_cv);
-    pl_metrics_destroy(&l->metrics);
     free(l);
 }
 
@@ -268,7 +258,6 @@ int pl_open(pl_ledger **out, const pl_config *caller_cfg)
     atomic_init(&l->refs, 1);
     atomic_init(&l->active, 0);
     atomic_init(&l->closing, 0);
-    pl_metrics_init(&l->metrics);
     l->cfg = *cfg;
     int failed = 0;
     l->cfg.pg_conninfo = dup_or_null(cfg->pg_conninfo, &failed);
@@ -276,35 +265,24 @@ int pl_open(pl_ledger **out, const pl_config *caller_cfg)
     l->cfg.redis_url = dup_or_null(cfg->redis_url, &failed);
     l->cfg.cache_key_prefix = dup_or_null(cfg->cache_key_prefix ? cfg->cache_key_prefix : "", &failed);
     l->cfg.replica_conninfo = dup_or_null(cfg->replica_conninfo, &failed);
-    for (int i = 0; i < PL_STMT_COUNT; i++)
-        if (!(l->sql[i] = pl_sql_expand(pl_stmt_defs[i].sql, l->cfg.schema)))
-            failed = 1;
     if (failed) {
         destroy(l);
         return pl_fail(PL_ENOMEM, "out of memory");
     }
-    pl_pool_config pc = {
+    pl_db_config dc = {
         .conninfo = l->cfg.pg_conninfo,
-        .size = cfg->pool_size,
+        .replica_conninfo = l->cfg.replica_conninfo,
+        .schema = l->cfg.schema,
+        .pool_size = cfg->pool_size,
         .wait_timeout_ms = cfg->pool_wait_timeout_ms,
         .statement_timeout_ms = cfg->statement_timeout_ms,
         .connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 5000,
         .keepalives_idle_s = cfg->tcp_keepalives_idle_s,
         .prepare = cfg->prepare,
-        .sql = l->sql,
     };
-    if ((rc = pl_pool_create(&l->pool, &pc))) {
+    if ((rc = pl_db_open(&l->db, &dc))) {
         destroy(l);
         return rc;
-    }
-    if (l->cfg.replica_conninfo) {
-        /* A replica that is down must not keep the ledger from opening. */
-        pc.conninfo = l->cfg.replica_conninfo;
-        pc.lazy = 1;
-        if ((rc = pl_pool_create(&l->replica, &pc))) {
-            destroy(l);
-            return rc;
-        }
     }
     if (l->cfg.redis_url && (rc = pl_cache_create(&l->cache, l))) {
         destroy(l);
@@ -317,59 +295,41 @@ int pl_open(pl_ledger **out, const pl_config *caller_cfg)
 int pl_read(pl_ledger *l, int replica, int stmt, const char *const *values, const int *lengths,
             PGresult **out)
 {
-    pl_pool *pool = replica ? l->replica : l->pool;
-    int rc = PL_OK;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        pl_conn *c;
-        if ((rc = pl_pool_acquire(pool, &c)))
-            return rc;
-        int phase;
-        uint64_t start = pl_mono_us();
-        rc = pl_exec(pool, c, stmt, values, lengths, out, &phase);
-        pl_metrics_record(&l->metrics, stmt, pl_mono_us() - start, rc != PL_OK);
-        pl_pool_release(pool, c);
-        if (rc != PL_ECONNECT)
-            return rc;
-    }
-    return rc;
+    return pl_db_run(l->db, stmt, values, lengths, PL_RUN_IDEMPOTENT | (replica ? PL_RUN_REPLICA : 0), out);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Migrations                                                                */
 /* ------------------------------------------------------------------------ */
 
-static int simple(pl_ledger *l, pl_conn *c, const char *sql_template, PGresult **res)
+/* The scalar answer of a statement without parameters (text results). */
+static int scalar(pl_db_session *s, int stmt, char *buf, size_t len)
 {
-    char *sql = pl_sql_expand(sql_template, l->cfg.schema);
-    if (!sql)
-        return pl_fail(PL_ENOMEM, "out of memory");
-    int phase;
     PGresult *r = NULL;
-    int rc = pl_exec_simple(l->pool, c, sql, &r, &phase);
-    free(sql);
-    if (res)
-        *res = r;
-    else
-        PQclear(r);
+    int rc = pl_db_session_run(s, stmt, NULL, NULL, &r);
+    buf[0] = '\0';
+    if (rc == PL_OK && PQntuples(r) == 1 && PQnfields(r) == 1)
+        snprintf(buf, len, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
     return rc;
 }
 
-/* The database's schema version, 0 when the schema does not exist yet. */
-static int db_version(pl_ledger *l, pl_conn *c, int *out)
+static int run(pl_db_session *s, int stmt)
 {
-    /* Two statements: PostgreSQL resolves every table a statement names
-     * before running it, even in a CASE branch that never runs. */
-    PGresult *r = NULL;
-    int rc = simple(l, c, "SELECT to_regclass('@S@.schema_version') IS NOT NULL", &r);
-    int exists = rc == PL_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
+    char ignored[8];
+    return scalar(s, stmt, ignored, sizeof ignored);
+}
+
+/* The database's schema version, 0 when the schema does not exist yet. */
+static int db_version(pl_db_session *s, int *out)
+{
+    char v[32];
     *out = 0;
-    if (rc || !exists)
+    int rc = scalar(s, PL_SQL_SCHEMA_VERSION_EXISTS, v, sizeof v);
+    if (rc || v[0] != 't')
         return rc;
-    rc = simple(l, c, "SELECT coalesce(max(version), 0) FROM @S@.schema_version", &r);
-    if (rc == PL_OK)
-        *out = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
+    if ((rc = scalar(s, PL_SQL_SCHEMA_VERSION_MAX, v, sizeof v)) == PL_OK)
+        *out = atoi(v);
     return rc;
 }
 
@@ -377,12 +337,12 @@ static int schema_version_call(int *out_db, pl_ledger *l)
 {
     if (!out_db || !l)
         return pl_fail(PL_EINVAL, "pl_schema_version: NULL argument");
-    pl_conn *c;
-    int rc = pl_pool_acquire(l->pool, &c);
+    pl_db_session s;
+    int rc = pl_db_session_open(&s, l->db, PL_CLASS_POINT);
     if (rc)
         return rc;
-    rc = db_version(l, c, out_db);
-    pl_pool_release(l->pool, c);
+    rc = db_version(&s, out_db);
+    pl_db_session_close(&s);
     return rc;
 }
 
@@ -391,41 +351,14 @@ int pl_schema_version(int *out_db, pl_ledger *l)
     PL_GUARD(l, schema_version_call(out_db, l));
 }
 
-static char *join_parts(const char *const *parts)
+static int migrate_on(pl_ledger *l, pl_db_session *s)
 {
-    size_t n = 0;
-    for (size_t i = 0; parts[i]; i++)
-        n += strlen(parts[i]);
-    char *out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    out[0] = '\0';
-    for (size_t i = 0, at = 0; parts[i]; i++) {
-        size_t k = strlen(parts[i]);
-        memcpy(out + at, parts[i], k + 1);
-        at += k;
-    }
-    return out;
-}
-
-static int migrate_on(pl_ledger *l, pl_conn *c)
-{
-    int rc = simple(l, c, "BEGIN", NULL);
-    if (rc)
-        return rc;
-    /* One migrator at a time per schema, across every process. */
-    if ((rc = simple(l, c, "SELECT pg_advisory_xact_lock(hashtextextended('@s@.provledger.migrate', 0))",
-                     NULL)) ||
-        /* Function bodies may name tables a later statement creates. */
-        (rc = simple(l, c, "SET LOCAL check_function_bodies = off", NULL)) ||
-        (rc = simple(l, c, "CREATE SCHEMA IF NOT EXISTS @S@", NULL)) ||
-        (rc = simple(l, c,
-                     "CREATE TABLE IF NOT EXISTS @S@.schema_version (version integer PRIMARY KEY, "
-                     "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-                     NULL)))
-        goto fail;
+    int rc;
     int have = 0;
-    if ((rc = db_version(l, c, &have)))
+    /* One migrator at a time per schema, across every process. */
+    if ((rc = run(s, PL_SQL_TX_BEGIN)) || (rc = run(s, PL_SQL_MIGRATE_LOCK)) ||
+        (rc = run(s, PL_SQL_MIGRATE_NO_BODY_CHECK)) || (rc = run(s, PL_SQL_MIGRATE_SCHEMA)) ||
+        (rc = run(s, PL_SQL_MIGRATE_VERSION_TABLE)) || (rc = db_version(s, &have)))
         goto fail;
     if (have > (int)pl_migration_count) {
         rc = pl_fail(PL_ESCHEMA, "schema %s is at version %d, newer than this library's %d",
@@ -433,42 +366,34 @@ static int migrate_on(pl_ledger *l, pl_conn *c)
         goto fail;
     }
     for (size_t i = (size_t)have; i < pl_migration_count; i++) {
-        char *script = join_parts(pl_migrations[i].sql);
+        char *script = pl_sql_expand(pl_migrations[i].sql[0], l->cfg.schema);
         if (!script) {
             rc = pl_fail(PL_ENOMEM, "out of memory");
             goto fail;
         }
-        rc = simple(l, c, script, NULL);
+        PGresult *r = NULL;
+        rc = pl_db_session_text(s, PL_OP_MIGRATION, script, 0, NULL, &r);
+        PQclear(r);
         free(script);
         if (rc)
             goto fail;
         char version[24];
         snprintf(version, sizeof version, "%zu", i + 1);
         const char *vals[2] = {version, pl_migrations[i].description};
-        char *sql = pl_sql_expand("INSERT INTO @S@.schema_version (version, description) VALUES ($1, $2)",
-                                  l->cfg.schema);
-        if (!sql) {
-            rc = pl_fail(PL_ENOMEM, "out of memory");
-            goto fail;
-        }
-        PGresult *r;
-        int phase;
-        rc = pl_exec_text(l->pool, c, sql, 2, vals, &r, &phase);
-        free(sql);
+        r = NULL;
+        rc = pl_db_session_run(s, PL_SQL_SCHEMA_VERSION_RECORD, vals, NULL, &r);
         PQclear(r);
         if (rc)
             goto fail;
     }
-    if ((rc = simple(l, c, "SELECT @S@.pl_ensure_partitions(clock_timestamp(), 4)", NULL)))
+    if ((rc = run(s, PL_SQL_MIGRATE_PARTITIONS)))
         goto fail;
-    return simple(l, c, "COMMIT", NULL);
+    return run(s, PL_SQL_TX_COMMIT);
 fail:;
     pl_errsave saved;
     pl_error_save(&saved);
-    PGresult *r;
-    int phase;
-    if (PQstatus(pl_conn_pg(c)) == CONNECTION_OK && pl_exec_simple(l->pool, c, "ROLLBACK", &r, &phase) == PL_OK)
-        PQclear(r);
+    if (pl_db_session_in_transaction(s))
+        run(s, PL_SQL_TX_ROLLBACK);
     pl_error_restore(&saved);
     return pl_fail(rc, "pl_migrate: %s", pl_errmsg());
 }
@@ -477,15 +402,14 @@ static int migrate_call(pl_ledger *l)
 {
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
-    pl_conn *c;
-    int rc = pl_pool_acquire(l->pool, &c);
+    /* DDL on a big ledger may take long: a maintenance session has an
+     * hour, not the statement deadline. */
+    pl_db_session s;
+    int rc = pl_db_session_open(&s, l->db, PL_CLASS_MAINTENANCE);
     if (rc)
         return rc;
-    /* DDL on a big ledger may take long: migrations get an hour. */
-    pl_conn_set_timeout(c, 3600 * 1000);
-    rc = migrate_on(l, c);
-    pl_conn_set_timeout(c, 0);
-    pl_pool_release(l->pool, c);
+    rc = migrate_on(l, &s);
+    pl_db_session_close(&s);
     return rc;
 }
 
@@ -506,22 +430,17 @@ static int stats_call(pl_stats_info *out, pl_ledger *l, size_t size)
     memset(&s, 0, sizeof s);
     if (l->cache)
         pl_cache_stats(l->cache, &s);
-    pl_pool_counters pc;
-    pl_pool_counters_get(l->pool, &pc);
-    s.queries = pc.queries;
+    pl_pool_counters pc, rc;
+    pl_db_counters(l->db, &pc, &rc);
+    s.queries = pc.queries + rc.queries;
     s.pool_waits = pc.waits;
     s.pool_wait_us = pc.wait_us;
-    s.reconnects = pc.reconnects;
+    s.reconnects = pc.reconnects + rc.reconnects;
     s.pool_open = pc.open;
     s.pool_size = l->cfg.pool_size;
     s.inserts = atomic_load(&l->inserts);
     s.replica_reads = atomic_load(&l->replica_reads);
     s.replica_fallbacks = atomic_load(&l->replica_fallbacks);
-    if (l->replica) {
-        pl_pool_counters_get(l->replica, &pc);
-        s.queries += pc.queries;
-        s.reconnects += pc.reconnects;
-    }
     uint64_t lookups = s.cache_hits + s.cache_misses;
     s.cache_hit_rate = lookups ? (double)s.cache_hits / (double)lookups : 0.0;
     memcpy(out, &s, size < sizeof s ? size : sizeof s);

@@ -6,52 +6,10 @@
 #include <string.h>
 
 #include "error.h"
-#include "schema_ops.h"
+#include "ledger.h"
 #include "table.h"
 #include "validate.h"
-
-/* The deadline of maintenance statements, as for migrations. */
-#define PL_OPS_SLOW_MS (3600u * 1000u)
-
-int pl_ops_exec(pl_ledger *l, const char *tmpl, int nparams, const char *const *values, unsigned how,
-                PGresult **out)
-{
-    *out = NULL;
-    char *sql = pl_sql_expand(tmpl, l->cfg.schema);
-    if (!sql)
-        return pl_fail(PL_ENOMEM, "out of memory");
-    int rc = PL_OK;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        pl_conn *c;
-        rc = how & (PL_OPS_SLOW | PL_OPS_HEAVY) ? pl_pool_acquire_heavy(l->pool, &c)
-                                                : pl_pool_acquire(l->pool, &c);
-        if (rc)
-            break;
-        int phase = PL_PHASE_NONE;
-        if (how & PL_OPS_SLOW)
-            pl_conn_set_timeout(c, PL_OPS_SLOW_MS);
-        rc = pl_exec_text(l->pool, c, sql, nparams, values, out, &phase);
-        if (how & PL_OPS_SLOW)
-            pl_conn_set_timeout(c, 0);
-        pl_pool_release(l->pool, c);
-        if (rc != PL_ECONNECT || !((how & PL_OPS_READ) || phase == PL_PHASE_SEND))
-            break;
-    }
-    free(sql);
-    return rc;
-}
-
-int pl_ops_table(pl_table **out, pl_ledger *l, const char *tmpl, int nparams,
-                 const char *const *values, const char *kinds, unsigned how)
-{
-    PGresult *res;
-    int rc = pl_ops_exec(l, tmpl, nparams, values, how | PL_OPS_READ, &res);
-    if (rc)
-        return rc;
-    *out = pl_table_from_pg(res, kinds, 0);
-    PQclear(res);
-    return *out ? PL_OK : pl_fail(PL_ENOMEM, "out of memory reading the answer");
-}
+#include "wire.h"
 
 /* The single value of a one-row answer, or NULL. */
 static const char *scalar(const PGresult *res)
@@ -77,7 +35,7 @@ static int partitions_ensure_call(int *created, pl_ledger *l, int months_ahead)
     snprintf(months, sizeof months, "%d", months_ahead + 1);
     const char *values[1] = {months};
     PGresult *res;
-    int rc = pl_ops_exec(l, pl_sql_partitions_ensure, 1, values, PL_OPS_SLOW, &res);
+    int rc = pl_db_run(l->db, PL_SQL_PARTITIONS_ENSURE, values, NULL, 0, &res);
     if (rc)
         return rc;
     const char *v = scalar(res);
@@ -99,7 +57,7 @@ static int partitions_list_call(pl_table **out, pl_ledger *l)
     *out = NULL;
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
-    return pl_ops_table(out, l, pl_sql_partitions_list, 0, NULL, "sttbii", PL_OPS_READ);
+    return pl_db_table(out, l->db, PL_SQL_PARTITIONS_LIST, NULL, "sttbii");
 }
 
 int pl_partitions_list(pl_table **out, pl_ledger *l)
@@ -119,7 +77,7 @@ static int partitions_detach_call(int *detached, pl_ledger *l, pl_time older_tha
     char buf[PL_TIME_BUFSIZE];
     const char *values[1] = {pl_time_param(buf, older_than)};
     PGresult *res;
-    if ((rc = pl_ops_exec(l, pl_sql_partitions_detach, 1, values, PL_OPS_SLOW, &res)))
+    if ((rc = pl_db_run(l->db, PL_SQL_PARTITIONS_DETACH, values, NULL, 0, &res)))
         return rc;
     const char *v = scalar(res);
     if (detached && v)
@@ -142,7 +100,7 @@ static int partition_attach_call(pl_ledger *l, const char *name)
         return rc;
     const char *values[1] = {name};
     PGresult *res;
-    if ((rc = pl_ops_exec(l, pl_sql_partition_attach, 1, values, PL_OPS_SLOW, &res)))
+    if ((rc = pl_db_run(l->db, PL_SQL_PARTITION_ATTACH, values, NULL, 0, &res)))
         return rc;
     const char *v = scalar(res);
     int found = v && v[0] == 't';
@@ -166,7 +124,7 @@ static int refresh_views_call(pl_ledger *l)
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
     PGresult *res;
-    int rc = pl_ops_exec(l, pl_sql_refresh, 0, NULL, PL_OPS_SLOW, &res);
+    int rc = pl_db_run(l->db, PL_SQL_REFRESH, NULL, NULL, 0, &res);
     if (rc)
         return rc;
     const char *v = scalar(res);
@@ -175,7 +133,7 @@ static int refresh_views_call(pl_ledger *l)
     if (ok)
         return PL_OK;
     char msg[1024] = "see mv_refresh_log";
-    if (pl_ops_exec(l, pl_sql_refresh_errors, 0, NULL, PL_OPS_READ, &res) == PL_OK) {
+    if (pl_db_run(l->db, PL_SQL_REFRESH_ERRORS, NULL, NULL, 0, &res) == PL_OK) {
         if ((v = scalar(res)))
             snprintf(msg, sizeof msg, "%s", v);
         PQclear(res);
@@ -196,7 +154,7 @@ static int refresh_schedule_call(pl_ledger *l, const char *cron_schedule)
     if (cron_schedule && (rc = pl_check_text("cron_schedule", cron_schedule, 256, 1)))
         return rc;
     PGresult *res;
-    if ((rc = pl_ops_exec(l, pl_sql_cron_present, 0, NULL, PL_OPS_READ, &res)))
+    if ((rc = pl_db_run(l->db, PL_SQL_CRON_PRESENT, NULL, NULL, 0, &res)))
         return rc;
     const char *v = scalar(res);
     int present = v && v[0] == 't';
@@ -211,10 +169,10 @@ static int refresh_schedule_call(pl_ledger *l, const char *cron_schedule)
     snprintf(command, sizeof command, "SELECT \"%s\".pl_refresh_views()", l->cfg.schema);
     if (cron_schedule) {
         const char *values[3] = {job, cron_schedule, command};
-        rc = pl_ops_exec(l, pl_sql_cron_schedule, 3, values, PL_OPS_WRITE, &res);
+        rc = pl_db_run(l->db, PL_SQL_CRON_SCHEDULE, values, NULL, 0, &res);
     } else {
         const char *values[1] = {job};
-        rc = pl_ops_exec(l, pl_sql_cron_unschedule, 1, values, PL_OPS_WRITE, &res);
+        rc = pl_db_run(l->db, PL_SQL_CRON_UNSCHEDULE, values, NULL, 0, &res);
     }
     if (rc)
         return rc;
@@ -234,7 +192,7 @@ static int view_freshness_call(pl_table **out, pl_ledger *l)
     *out = NULL;
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");
-    return pl_ops_table(out, l, pl_sql_freshness, 0, NULL, "sttbsr", PL_OPS_READ);
+    return pl_db_table(out, l->db, PL_SQL_FRESHNESS, NULL, "sttbsr");
 }
 
 int pl_view_freshness(pl_table **out, pl_ledger *l)

@@ -86,7 +86,7 @@ static int64_t replica_lag(pl_ledger *l)
         return lag;
     lag = -1;
     PGresult *r = NULL;
-    if (pl_read(l, 1, PL_STMT_REPLICA_LAG, NULL, NULL, &r) == PL_OK && PQntuples(r) == 1 &&
+    if (pl_db_run(l->db, PL_SQL_REPLICA_LAG, NULL, NULL, PL_RUN_REPLICA, &r) == PL_OK && PQntuples(r) == 1 &&
         PQgetlength(r, 0, 0) == 8)
         lag = pl_get_i64(PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -113,7 +113,7 @@ static int finish_answer(pl_result **out, pl_result *r, const query *q)
 static int run(pl_result **out, pl_ledger *l, const char *entity, query *q, unsigned flags)
 {
     int use_cache = l->cache && q->cacheable && !(flags & PL_REALTIME) && !q->field.failed;
-    int use_replica = l->replica && (flags & PL_ALLOW_STALE) && !(flags & PL_REALTIME);
+    int use_replica = pl_db_has_replica(l->db) && (flags & PL_ALLOW_STALE) && !(flags & PL_REALTIME);
     if (use_replica && !replica_usable(l)) {
         use_replica = 0; /* down a moment ago: the primary answers */
         atomic_fetch_add(&l->replica_fallbacks, 1);
@@ -127,7 +127,7 @@ static int run(pl_result **out, pl_ledger *l, const char *entity, query *q, unsi
         uint64_t start = pl_mono_us();
         int found = pl_cache_get(l->cache, &ticket, entity, q->field.data, q->field.len, &hit);
         if (found == 1) {
-            pl_metrics_record(&l->metrics, PL_OP_CACHE_HIT, pl_mono_us() - start, 0);
+            pl_metrics_record(pl_db_metrics(l->db), PL_OP_CACHE_HIT, pl_mono_us() - start, 0);
             pl_cache_ticket_release(&ticket);
             pl_buf_free(&q->field);
             return finish_answer(out, hit, q);
@@ -143,7 +143,7 @@ static int run(pl_result **out, pl_ledger *l, const char *entity, query *q, unsi
          * accepts staleness less available than one that does not: the
          * primary answers it, exactly. */
         staleness = replica_lag(l);
-        rc = staleness >= 0 ? pl_read(l, 1, q->stmt, q->values, q->lengths, &res) : PL_ECONNECT;
+        rc = staleness >= 0 ? pl_db_run(l->db, q->stmt, q->values, q->lengths, PL_RUN_REPLICA, &res) : PL_ECONNECT;
         if (rc == PL_OK) {
             from_replica = 1;
             atomic_fetch_add(&l->replica_reads, 1);
@@ -154,7 +154,7 @@ static int run(pl_result **out, pl_ledger *l, const char *entity, query *q, unsi
         }
     }
     if (!from_replica && (!use_replica || rc == PL_ECONNECT || rc == PL_ETIMEOUT))
-        rc = pl_read(l, 0, q->stmt, q->values, q->lengths, &res);
+        rc = pl_db_run(l->db, q->stmt, q->values, q->lengths, 0, &res);
     pl_result *r = NULL;
     if (rc == PL_OK) {
         r = pl_result_from_pg(res, 0);
@@ -266,8 +266,8 @@ static int point(pl_result **out, pl_ledger *l, const char *entity_id, const cha
 static int as_of_call(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
              pl_time tx_time, pl_time valid_time, unsigned flags)
 {
-    static const point_shape as_of = {PL_STMT_CURRENT, PL_STMT_CURRENT_PLAIN, PL_STMT_ASOF_T,
-                                       PL_STMT_ASOF_TV, 'c', 'a'};
+    static const point_shape as_of = {PL_SQL_CURRENT, PL_SQL_CURRENT_PLAIN, PL_SQL_ASOF_T,
+                                       PL_SQL_ASOF_TV, 'c', 'a'};
     return point(out, l, entity_id, field_name, tx_time, valid_time, flags, &as_of);
 }
 
@@ -286,8 +286,8 @@ int pl_current(pl_result **out, pl_ledger *l, const char *entity_id, const char 
 static int snapshot_call(pl_result **out, pl_ledger *l, const char *entity_id, pl_time tx_time,
                 pl_time valid_time, unsigned flags)
 {
-    static const point_shape snapshot = {PL_STMT_SNAPSHOT_CURRENT, -1, PL_STMT_SNAPSHOT_T,
-                                         PL_STMT_SNAPSHOT_TV, 's', 'S'};
+    static const point_shape snapshot = {PL_SQL_SNAPSHOT_CURRENT, -1, PL_SQL_SNAPSHOT_T,
+                                         PL_SQL_SNAPSHOT_TV, 's', 'S'};
     return point(out, l, entity_id, NULL, tx_time, valid_time, flags, &snapshot);
 }
 
@@ -319,7 +319,7 @@ static int range_call(pl_result **out, pl_ledger *l, const char *entity_id, cons
     add_text(&q, entity_id);
     if (field_name)
         add_text(&q, field_name);
-    q.stmt = field_name ? PL_STMT_RANGE_FIELD : PL_STMT_RANGE_ALL;
+    q.stmt = field_name ? PL_SQL_RANGE_FIELD : PL_SQL_RANGE_ALL;
     add_time(&q, from);                                      /* ANY: -infinity */
     add_time(&q, to == PL_TIME_ANY ? PL_TIME_INFINITY : to); /* ANY: infinity */
     return run(out, l, entity_id, &q, flags);
@@ -346,7 +346,7 @@ static int history_call(pl_result **out, pl_ledger *l, const char *entity_id, co
     add_text(&q, entity_id);
     if (field_name)
         add_text(&q, field_name);
-    q.stmt = field_name ? PL_STMT_HISTORY_FIELD : PL_STMT_HISTORY_ALL;
+    q.stmt = field_name ? PL_SQL_HISTORY_FIELD : PL_SQL_HISTORY_ALL;
     return run(out, l, entity_id, &q, flags);
 }
 

@@ -154,3 +154,11 @@ int pl_array_end(pl_array *a)
     p[3] = (char)v;
     return 0;
 }
+
+const char *pl_time_param(char buf[PL_TIME_BUFSIZE], pl_time t)
+{
+    if (t == PL_TIME_ANY)
+        return NULL;
+    pl_time_format(buf, PL_TIME_BUFSIZE, t);
+    return buf;
+}

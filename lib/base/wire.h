@@ -52,4 +52,8 @@ void pl_array_time(pl_array *a, pl_time t);      /* PL_TIME_NOW -> NULL */
 /* Finishes the array; returns 0, or -1 when memory ran out. */
 int pl_array_end(pl_array *a);
 
+/* A time as a text parameter: NULL for PL_TIME_ANY, "now" for
+ * PL_TIME_NOW, else RFC 3339 in buf. */
+const char *pl_time_param(char buf[PL_TIME_BUFSIZE], pl_time t);
+
 #endif

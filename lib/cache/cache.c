@@ -1070,7 +1070,7 @@ static void *listener_main(void *arg)
     unsigned backoff_ms = 100;
     while (listen && !atomic_load(&c->stop)) {
         int rc;
-        PGconn *pg = pl_pool_connect_raw(c->l->pool, &rc);
+        PGconn *pg = pl_db_connect(c->l->db, &rc);
         if (pg) {
             PQsetnonblocking(pg, 0);
             PGresult *r = PQexec(pg, listen);

@@ -7,7 +7,9 @@ static const char *op_name(int op)
 {
     if (op == PL_OP_CACHE_HIT)
         return "cache_hit";
-    return pl_stmt_defs[op].name;
+    if (op == PL_OP_MIGRATION)
+        return "migration";
+    return pl_sql_registry[op].name;
 }
 
 void pl_metrics_init(pl_metrics *m)

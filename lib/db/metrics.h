@@ -8,9 +8,11 @@
 
 #include "schema.h"
 
-/* Operations measured: every named statement, plus these. */
+/* Operations measured: every registry statement (enum pl_sql_id), plus
+ * these. */
 enum {
-    PL_OP_CACHE_HIT = PL_STMT_COUNT,
+    PL_OP_CACHE_HIT = PL_SQL_COUNT, /* an answer served by Redis */
+    PL_OP_MIGRATION,                /* one migration script */
     PL_OP_COUNT
 };
 

@@ -9,12 +9,13 @@
 #include <time.h>
 
 #include "error.h"
+#include "sqlstate.h"
 #include "provledger.h"
 
 struct pl_conn {
     PGconn *pg;
     unsigned generation;                  /* pool generation at connect */
-    unsigned char prepared[PL_STMT_COUNT];
+    unsigned char prepared[PL_SQL_COUNT]; /* by registry id */
     int named;                            /* use named prepared statements */
     unsigned timeout_ms;                  /* per-connection deadline override, 0: pool's */
     int broken;
@@ -561,77 +562,22 @@ static int finish(pl_pool *p, pl_conn *c, PGresult **out, int *phase)
     const char *constraint = PQresultErrorField(last, PG_DIAG_CONSTRAINT_NAME);
     state = state ? state : "";
     msg = msg ? msg : pg_message(c->pg);
-    int code = PL_EDB;
-    if (strcmp(state, "57014") == 0) {
-        code = PL_ETIMEOUT;
-        msg = cancelled ? "statement exceeded the statement timeout and was cancelled" : msg;
-    } else if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0) {
+    const pl_sqlstate_rule *rule = pl_sqlstate_lookup(state, constraint);
+    int code = rule->code;
+    if (rule->message)
+        msg = rule->message;
+    if (rule->effect == PL_STATE_CANCELLED && cancelled)
+        msg = "statement exceeded the statement timeout and was cancelled";
+    if (rule->effect == PL_STATE_BROKEN) {
         c->broken = 1;
         pl_pool_suspect_all(p);
-        code = PL_ECONNECT;
         *phase = PL_PHASE_RESULT;
-    } else if (strcmp(state, "42P01") == 0 || strcmp(state, "42883") == 0 ||
-               strcmp(state, "3F000") == 0 || strcmp(state, "42703") == 0) {
-        code = PL_ESCHEMA;
-    } else if (strcmp(state, "PLC01") == 0 || strcmp(state, "PLC02") == 0) {
-        code = PL_ECONFLICT;
-    } else if (strcmp(state, "PLA01") == 0 || strcmp(state, "42501") == 0) {
-        code = PL_EPERM;
-    } else if (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0) {
-        code = PL_EDB;
+    } else if (rule->effect == PL_STATE_ROLLED_BACK) {
         *phase = PL_PHASE_RETRY;
-    } else if (strcmp(state, "23514") == 0 && constraint &&
-               strcmp(constraint, "provenance_valid_interval") == 0) {
-        code = PL_EINVAL;
-        msg = "valid_to: must be after valid_from (which defaults to the transaction time)";
-    } else if (strncmp(state, "22", 2) == 0) {
-        code = PL_EINVAL;
     }
     pl_fail(code, "PostgreSQL [%s]: %s", state, msg);
     PQclear(last);
     return code;
-}
-
-static int prepare(pl_pool *p, pl_conn *c, int stmt, int *phase)
-{
-    const pl_stmt_def *d = &pl_stmt_defs[stmt];
-    if (!PQsendPrepare(c->pg, d->name, p->cfg.sql[stmt], d->nparams, d->types))
-        return broken(p, c, phase, PL_PHASE_SEND, "while preparing");
-    PGresult *r = NULL;
-    int rc = finish(p, c, &r, phase);
-    PQclear(r);
-    if (rc == PL_OK)
-        c->prepared[stmt] = 1;
-    return rc;
-}
-
-int pl_exec(pl_pool *p, pl_conn *c, int stmt, const char *const *values, const int *lengths,
-            PGresult **out, int *phase)
-{
-    *out = NULL;
-    *phase = PL_PHASE_NONE;
-    const pl_stmt_def *d = &pl_stmt_defs[stmt];
-    int formats[12];
-    for (int i = 0; i < d->nparams; i++)
-        formats[i] = 1;
-    int ok;
-    if (c->named) {
-        if (!c->prepared[stmt]) {
-            int rc = prepare(p, c, stmt, phase);
-            if (rc)
-                return rc;
-        }
-        ok = PQsendQueryPrepared(c->pg, d->name, d->nparams, values, lengths, formats, 1);
-    } else {
-        ok = PQsendQueryParams(c->pg, p->cfg.sql[stmt], d->nparams, d->types, values, lengths,
-                               formats, 1);
-    }
-    if (!ok)
-        return broken(p, c, phase, PL_PHASE_SEND, "while sending");
-    pthread_mutex_lock(&p->mu);
-    p->counters.queries++;
-    pthread_mutex_unlock(&p->mu);
-    return finish(p, c, out, phase);
 }
 
 static void count_query(pl_pool *p)
@@ -641,23 +587,52 @@ static void count_query(pl_pool *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-int pl_exec_simple(pl_pool *p, pl_conn *c, const char *sql, PGresult **out, int *phase)
+static int prepare(pl_pool *p, pl_conn *c, const pl_pool_stmt *st, int *phase)
+{
+    if (!PQsendPrepare(c->pg, st->name, st->sql, st->nparams, st->types))
+        return broken(p, c, phase, PL_PHASE_SEND, "while preparing");
+    PGresult *r = NULL;
+    int rc = finish(p, c, &r, phase);
+    PQclear(r);
+    if (rc == PL_OK)
+        c->prepared[st->id] = 1;
+    return rc;
+}
+
+int pl_conn_exec(pl_pool *p, pl_conn *c, const pl_pool_stmt *st, const char *const *values,
+                 const int *lengths, PGresult **out, int *phase)
+{
+    *out = NULL;
+    *phase = PL_PHASE_NONE;
+    int formats[PL_POOL_MAX_PARAMS];
+    for (int i = 0; i < st->nparams && i < PL_POOL_MAX_PARAMS; i++)
+        formats[i] = st->params_binary;
+    const int *fmt = st->params_binary ? formats : NULL;
+    const int *len = st->params_binary ? lengths : NULL;
+    int ok;
+    if (c->named && st->id >= 0) {
+        if (!c->prepared[st->id]) {
+            int rc = prepare(p, c, st, phase);
+            if (rc)
+                return rc;
+        }
+        ok = PQsendQueryPrepared(c->pg, st->name, st->nparams, values, len, fmt, st->result_binary);
+    } else {
+        ok = PQsendQueryParams(c->pg, st->sql, st->nparams, st->types, values, len, fmt,
+                               st->result_binary);
+    }
+    if (!ok)
+        return broken(p, c, phase, PL_PHASE_SEND, "while sending");
+    count_query(p);
+    return finish(p, c, out, phase);
+}
+
+int pl_conn_exec_script(pl_pool *p, pl_conn *c, const char *sql, PGresult **out, int *phase)
 {
     *out = NULL;
     *phase = PL_PHASE_NONE;
     count_query(p);
     if (!PQsendQuery(c->pg, sql))
-        return broken(p, c, phase, PL_PHASE_SEND, "while sending");
-    return finish(p, c, out, phase);
-}
-
-int pl_exec_text(pl_pool *p, pl_conn *c, const char *sql, int nparams, const char *const *values,
-                 PGresult **out, int *phase)
-{
-    *out = NULL;
-    *phase = PL_PHASE_NONE;
-    count_query(p);
-    if (!PQsendQueryParams(c->pg, sql, nparams, NULL, values, NULL, NULL, 0))
         return broken(p, c, phase, PL_PHASE_SEND, "while sending");
     return finish(p, c, out, phase);
 }

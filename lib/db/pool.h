@@ -20,7 +20,6 @@ typedef struct pl_pool_config {
     unsigned int connect_timeout_ms;
     unsigned int keepalives_idle_s;
     int prepare; /* enum pl_prepare_mode */
-    char **sql;  /* PL_STMT_COUNT expanded statement texts, borrowed */
     int lazy;    /* do not connect in pl_pool_create (optional servers) */
 } pl_pool_config;
 
@@ -56,20 +55,31 @@ enum pl_exec_phase {
                           failure: the whole call may simply run again */
 };
 
-/* Runs a named statement with binary parameters (values may be NULL for
- * SQL NULL) and binary results. On success *out holds a PGRES_TUPLES_OK or
+/* A statement as the pool runs it (db/exec.c fills this from the
+ * registry). */
+#define PL_POOL_MAX_PARAMS 12
+typedef struct pl_pool_stmt {
+    int id;                    /* registry id: prepared once per connection
+                                  under this name; -1: never prepared */
+    const char *name;          /* prepared statement name */
+    const char *sql;           /* expanded text */
+    int nparams;               /* at most PL_POOL_MAX_PARAMS */
+    const unsigned int *types; /* nparams type OIDs (0: the server infers) */
+    int params_binary;         /* values are binary (with lengths) or text */
+    int result_binary;         /* results in binary or text */
+} pl_pool_stmt;
+
+/* Runs one statement on c (values may be NULL for SQL NULL; lengths only
+ * for binary parameters). On success *out holds a PGRES_TUPLES_OK or
  * PGRES_COMMAND_OK result for the caller to PQclear. Errors are mapped to
- * PL_* codes with pl_errmsg() set; *phase says where a connection failure
- * happened. */
-int pl_exec(pl_pool *p, pl_conn *c, int stmt, const char *const *values, const int *lengths,
-            PGresult **out, int *phase);
+ * PL_* codes through the SQLSTATE table (sqlstate.h) with pl_errmsg() set;
+ * *phase says where a failure happened. */
+int pl_conn_exec(pl_pool *p, pl_conn *c, const pl_pool_stmt *st, const char *const *values,
+                 const int *lengths, PGresult **out, int *phase);
 
-/* Runs SQL text without parameters (transaction control, migrations). */
-int pl_exec_simple(pl_pool *p, pl_conn *c, const char *sql, PGresult **out, int *phase);
-
-/* Runs SQL text with text-format parameters and text results. */
-int pl_exec_text(pl_pool *p, pl_conn *c, const char *sql, int nparams, const char *const *values,
-                 PGresult **out, int *phase);
+/* Runs a script of statements without parameters in the simple protocol
+ * (migrations). */
+int pl_conn_exec_script(pl_pool *p, pl_conn *c, const char *sql, PGresult **out, int *phase);
 
 /* Overrides the statement deadline for this connection (0: the pool's),
  * for work that is allowed to be slow, such as migrations. */

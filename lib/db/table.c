@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
+
 /* The table text of one cell; writes it to out (when not NULL) and returns
  * its length, or (size_t)-1 for SQL NULL. Times are converted here. */
 static size_t cell_text(char kind, const char *v, int is_null, char *out)
@@ -118,12 +120,16 @@ json_t *pl_table_json(const pl_table *t)
     return arr;
 }
 
-const char *pl_time_param(char buf[PL_TIME_BUFSIZE], pl_time t)
+int pl_db_table(pl_table **out, pl_db *db, int stmt, const char *const *values, const char *kinds)
 {
-    if (t == PL_TIME_ANY)
-        return NULL;
-    pl_time_format(buf, PL_TIME_BUFSIZE, t);
-    return buf;
+    *out = NULL;
+    PGresult *res;
+    int rc = pl_db_run(db, stmt, values, NULL, 0, &res);
+    if (rc)
+        return rc;
+    *out = pl_table_from_pg(res, kinds, 0);
+    PQclear(res);
+    return *out ? PL_OK : pl_fail(PL_ENOMEM, "out of memory reading the answer");
 }
 
 /* ------------------------------------------------------------------------ */

@@ -110,8 +110,10 @@ def statement(path):
         rid = 'PL_SQL_' + sym[len('PL_STMT_'):]
     elif re.match(r'^pl_sql_[a-z0-9_]+$', sym):
         rid = 'PL_SQL_' + sym[len('pl_sql_'):].upper()
+    elif re.match(r'^PL_SQL_[A-Z0-9_]+$', sym):
+        rid = sym  # in the registry only: run by its id
     else:
-        raise Error('%s: symbol "%s" is neither PL_STMT_* nor pl_sql_*' % (path, sym))
+        raise Error('%s: symbol "%s" is none of PL_STMT_*, PL_SQL_*, pl_sql_*' % (path, sym))
     params = [] if meta['params'] == 'none' else [p.strip() for p in meta['params'].split(',')]
     for p in params:
         if p not in OIDS:

@@ -1,0 +1,87 @@
+/* Binary server-side cursors (see cursor.h). */
+#include "cursor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "provledger.h"
+
+static int run(pl_cursor *cur, int stmt)
+{
+    PGresult *res = NULL;
+    int rc = pl_db_session_run(&cur->session, stmt, NULL, NULL, &res);
+    PQclear(res);
+    return rc;
+}
+
+static int open_on(pl_cursor *cur, const char *declare, int select_stmt, const char *const *values,
+                   int setup_stmt)
+{
+    int rc = run(cur, PL_SQL_TX_READ_SNAPSHOT);
+    if (!rc && setup_stmt >= 0)
+        rc = run(cur, setup_stmt);
+    if (rc)
+        return rc;
+    PGresult *res = NULL;
+    rc = pl_db_session_text(&cur->session, select_stmt, declare, pl_sql_registry[select_stmt].nparams,
+                            values, &res);
+    PQclear(res);
+    return rc;
+}
+
+int pl_cursor_open(pl_cursor *cur, pl_db *db, int select_stmt, const char *const *values,
+                   int setup_stmt)
+{
+    static const char prefix[] = "DECLARE pl_cursor BINARY NO SCROLL CURSOR FOR ";
+    memset(cur, 0, sizeof *cur);
+    const char *select = pl_db_sql(db, select_stmt);
+    char *declare = malloc(sizeof prefix + strlen(select));
+    if (!declare)
+        return pl_fail(PL_ENOMEM, "out of memory");
+    memcpy(declare, prefix, sizeof prefix - 1);
+    memcpy(declare + sizeof prefix - 1, select, strlen(select) + 1);
+    int rc = PL_OK;
+    /* A pooled connection found dead on first use is replaced once:
+     * nothing has been read yet. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if ((rc = pl_db_session_open(&cur->session, db, PL_CLASS_HEAVY)))
+            break;
+        rc = open_on(cur, declare, select_stmt, values, setup_stmt);
+        if (rc == PL_OK)
+            break;
+        pl_cursor_close(cur, 0);
+        if (rc != PL_ECONNECT)
+            break;
+    }
+    free(declare);
+    return rc;
+}
+
+int pl_cursor_fetch(pl_cursor *cur, int all, PGresult **out)
+{
+    int rc = pl_db_session_run(&cur->session, all ? PL_SQL_CURSOR_FETCH_ALL : PL_SQL_CURSOR_FETCH, NULL,
+                               NULL, out);
+    if (rc == PL_OK && PQnfields(*out) > 0 && PQfformat(*out, 0) != 1) {
+        PQclear(*out);
+        *out = NULL;
+        rc = pl_fail(PL_EDB, "the server returned text rows from a binary cursor");
+    }
+    return rc;
+}
+
+void pl_cursor_close(pl_cursor *cur, int ok)
+{
+    if (!cur->session.conn)
+        return;
+    if (pl_db_session_in_transaction(&cur->session)) {
+        /* Keep the caller's error message: closing is not what failed. */
+        pl_errsave saved;
+        pl_error_save(&saved);
+        int commit = ok && !pl_db_session_failed(&cur->session);
+        if (run(cur, commit ? PL_SQL_TX_COMMIT : PL_SQL_TX_ROLLBACK))
+            pl_error_restore(&saved);
+    }
+    /* Still inside a transaction (the rollback failed): the pool drops it. */
+    pl_db_session_close(&cur->session);
+}

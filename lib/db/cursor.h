@@ -1,0 +1,31 @@
+/* Binary server-side cursors: a registry SELECT declared as a cursor in a
+ * read-only, repeatable-read transaction on one connection of the pool's
+ * heavy share (a db session), fetched in chunks. */
+#ifndef PL_CURSOR_H
+#define PL_CURSOR_H
+
+#include <libpq-fe.h>
+
+#include "exec.h"
+
+/* Rows per chunk: what lib/sql/statements/pl_cursor_fetch.sql fetches. */
+#define PL_CURSOR_CHUNK 1000
+
+typedef struct pl_cursor {
+    pl_db_session session;
+} pl_cursor;
+
+/* Opens a cursor over registry SELECT select_stmt with text parameters
+ * (as many as the statement declares), after running setup_stmt in the
+ * transaction (-1: none; e.g. SET LOCAL). On failure nothing is held. */
+int pl_cursor_open(pl_cursor *cur, pl_db *db, int select_stmt, const char *const *values,
+                   int setup_stmt);
+
+/* The next PL_CURSOR_CHUNK rows, or with all every row left; binary. */
+int pl_cursor_fetch(pl_cursor *cur, int all, PGresult **out);
+
+/* Ends the transaction (COMMIT when ok, else ROLLBACK) and returns the
+ * connection, keeping the caller's error message. Safe to call twice. */
+void pl_cursor_close(pl_cursor *cur, int ok);
+
+#endif

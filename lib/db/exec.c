@@ -1,0 +1,278 @@
+/* The one statement path (see exec.h). */
+#include "exec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "provledger.h"
+
+/* The deadline of maintenance statements, as for migrations: DDL and view
+ * refreshes on a big ledger may take long. */
+#define MAINTENANCE_TIMEOUT_MS (3600u * 1000u)
+/* Attempts of one call in all, whatever made it run again. */
+#define MAX_ATTEMPTS 4
+
+struct pl_db {
+    pl_pool *primary;
+    pl_pool *replica; /* NULL without replica_conninfo */
+    char *schema;
+    char *sql[PL_SQL_COUNT]; /* the registry, expanded for the schema */
+    pl_metrics metrics;
+};
+
+/* What makes a failed statement run again, by class (enum pl_sql_class). */
+enum after_result { RESULT_NEVER, RESULT_ONCE, RESULT_UNKNOWN };
+static const struct retry_rule {
+    unsigned char after_send;        /* the request never left */
+    unsigned char after_rollback;    /* deadlock, serialization failure */
+    unsigned char after_result;      /* sent, then the connection broke */
+    unsigned char heavy_share;       /* runs on the pool's heavy share */
+    unsigned char prepared;          /* a named prepared statement */
+} rules[] = {
+    [PL_CLASS_POINT] = {1, 1, RESULT_ONCE, 0, 1},
+    [PL_CLASS_WRITE] = {1, 1, RESULT_UNKNOWN, 0, 1},
+    [PL_CLASS_HEAVY] = {1, 1, RESULT_ONCE, 1, 0},
+    /* DDL and refreshes are never sent twice: detach and attach are not
+     * idempotent, and a refresh may have run. */
+    [PL_CLASS_MAINTENANCE] = {1, 0, RESULT_NEVER, 1, 0},
+};
+
+int pl_db_open(pl_db **out, const pl_db_config *cfg)
+{
+    *out = NULL;
+    pl_db *db = calloc(1, sizeof *db);
+    if (!db)
+        return pl_fail(PL_ENOMEM, "out of memory");
+    pl_metrics_init(&db->metrics);
+    int failed = !(db->schema = strdup(cfg->schema));
+    for (int i = 0; i < PL_SQL_COUNT && !failed; i++)
+        failed = !(db->sql[i] = pl_sql_expand(pl_sql_registry[i].sql, cfg->schema));
+    if (failed) {
+        pl_db_close(db);
+        return pl_fail(PL_ENOMEM, "out of memory");
+    }
+    pl_pool_config pc = {
+        .conninfo = cfg->conninfo,
+        .size = cfg->pool_size,
+        .wait_timeout_ms = cfg->wait_timeout_ms,
+        .statement_timeout_ms = cfg->statement_timeout_ms,
+        .connect_timeout_ms = cfg->connect_timeout_ms,
+        .keepalives_idle_s = cfg->keepalives_idle_s,
+        .prepare = cfg->prepare,
+    };
+    int rc = pl_pool_create(&db->primary, &pc);
+    if (rc == PL_OK && cfg->replica_conninfo) {
+        /* A replica that is down must not keep the ledger from opening. */
+        pc.conninfo = cfg->replica_conninfo;
+        pc.lazy = 1;
+        rc = pl_pool_create(&db->replica, &pc);
+    }
+    if (rc) {
+        pl_db_close(db);
+        return rc;
+    }
+    *out = db;
+    return PL_OK;
+}
+
+void pl_db_close(pl_db *db)
+{
+    if (!db)
+        return;
+    pl_pool_destroy(db->primary);
+    pl_pool_destroy(db->replica);
+    for (int i = 0; i < PL_SQL_COUNT; i++)
+        free(db->sql[i]);
+    free(db->schema);
+    pl_metrics_destroy(&db->metrics);
+    free(db);
+}
+
+void pl_db_drop_replica(pl_db *db)
+{
+    pl_pool_destroy(db->replica);
+    db->replica = NULL;
+}
+
+int pl_db_has_replica(const pl_db *db)
+{
+    return db->replica != NULL;
+}
+
+const char *pl_db_sql(const pl_db *db, int stmt)
+{
+    return db->sql[stmt];
+}
+
+const char *pl_db_schema(const pl_db *db)
+{
+    return db->schema;
+}
+
+pl_metrics *pl_db_metrics(pl_db *db)
+{
+    return &db->metrics;
+}
+
+PGconn *pl_db_connect(pl_db *db, int *rc)
+{
+    return pl_pool_connect_raw(db->primary, rc);
+}
+
+void pl_db_counters(pl_db *db, pl_pool_counters *primary, pl_pool_counters *replica)
+{
+    pl_pool_counters_get(db->primary, primary);
+    memset(replica, 0, sizeof *replica);
+    if (db->replica)
+        pl_pool_counters_get(db->replica, replica);
+}
+
+static pl_pool_stmt pool_stmt(const pl_db *db, int stmt)
+{
+    const pl_stmt_def *d = &pl_sql_registry[stmt];
+    return (pl_pool_stmt){
+        .id = rules[d->class].prepared ? stmt : -1,
+        .name = d->name,
+        .sql = db->sql[stmt],
+        .nparams = d->nparams,
+        /* Text parameters travel untyped, as the server infers them from
+         * the casts in the text. */
+        .types = d->params_binary ? d->types : NULL,
+        .params_binary = d->params_binary,
+        .result_binary = d->result_binary,
+    };
+}
+
+/* Statements without parameters that are not prepared and answer in text
+ * go in the simple protocol: one round trip, and a text of several
+ * statements (SET LOCAL ...; SET LOCAL ...) is fine there. */
+static int exec_on(pl_pool *pool, pl_conn *c, const pl_pool_stmt *st, const char *const *values,
+                   const int *lengths, PGresult **out, int *phase)
+{
+    if (st->id < 0 && st->nparams == 0 && !st->result_binary)
+        return pl_conn_exec_script(pool, c, st->sql, out, phase);
+    return pl_conn_exec(pool, c, st, values, lengths, out, phase);
+}
+
+static int acquire(pl_pool *pool, int cls, pl_conn **c)
+{
+    int rc = rules[cls].heavy_share ? pl_pool_acquire_heavy(pool, c) : pl_pool_acquire(pool, c);
+    if (rc == PL_OK && cls == PL_CLASS_MAINTENANCE)
+        pl_conn_set_timeout(*c, MAINTENANCE_TIMEOUT_MS);
+    return rc;
+}
+
+static void release(pl_pool *pool, pl_conn *c)
+{
+    pl_conn_set_timeout(c, 0);
+    pl_pool_release(pool, c);
+}
+
+/* Whether a failed attempt may run again, by the class's rule. */
+static int may_retry(const struct retry_rule *r, int phase, unsigned flags, int *result_retries)
+{
+    switch (phase) {
+    case PL_PHASE_SEND:
+        return r->after_send;
+    case PL_PHASE_RETRY:
+        return r->after_rollback;
+    case PL_PHASE_RESULT:
+        if (*result_retries > 0)
+            return 0;
+        if (r->after_result == RESULT_ONCE ||
+            (r->after_result == RESULT_UNKNOWN && (flags & PL_RUN_IDEMPOTENT))) {
+            (*result_retries)++;
+            return 1;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int pl_db_run(pl_db *db, int stmt, const char *const *values, const int *lengths, unsigned flags,
+              PGresult **out)
+{
+    *out = NULL;
+    pl_pool *pool = (flags & PL_RUN_REPLICA) ? db->replica : db->primary;
+    const int cls = pl_sql_registry[stmt].class;
+    const struct retry_rule *rule = &rules[cls];
+    const pl_pool_stmt st = pool_stmt(db, stmt);
+    int rc = PL_OK, phase = PL_PHASE_NONE, result_retries = 0;
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        pl_conn *c;
+        if ((rc = acquire(pool, cls, &c)))
+            return rc;
+        uint64_t start = pl_mono_us();
+        rc = exec_on(pool, c, &st, values, lengths, out, &phase);
+        pl_metrics_record(&db->metrics, stmt, pl_mono_us() - start, rc != PL_OK);
+        release(pool, c);
+        if (rc == PL_OK || !may_retry(rule, phase, flags, &result_retries))
+            break;
+    }
+    if (rc != PL_OK && phase == PL_PHASE_RESULT && rule->after_result == RESULT_UNKNOWN &&
+        rc == PL_ECONNECT)
+        rc = pl_fail(PL_EUNKNOWN,
+                     "the connection broke after the write was sent; it may or may not have "
+                     "committed (%s). Retry with an idempotency key to land it exactly once",
+                     pl_errmsg());
+    return rc;
+}
+
+int pl_db_session_open(pl_db_session *s, pl_db *db, int cls)
+{
+    s->db = db;
+    s->cls = cls;
+    s->conn = NULL;
+    return acquire(db->primary, cls, &s->conn);
+}
+
+int pl_db_session_run(pl_db_session *s, int stmt, const char *const *values, const int *lengths,
+                      PGresult **out)
+{
+    const pl_pool_stmt st = pool_stmt(s->db, stmt);
+    int phase;
+    uint64_t start = pl_mono_us();
+    int rc = exec_on(s->db->primary, s->conn, &st, values, lengths, out, &phase);
+    pl_metrics_record(&s->db->metrics, stmt, pl_mono_us() - start, rc != PL_OK);
+    return rc;
+}
+
+int pl_db_session_text(pl_db_session *s, int stmt, const char *sql, int nparams,
+                       const char *const *values, PGresult **out)
+{
+    int phase, rc;
+    uint64_t start = pl_mono_us();
+    if (nparams > 0) {
+        const pl_stmt_def *d = &pl_sql_registry[stmt];
+        const pl_pool_stmt st = {.id = -1, .name = d->name, .sql = sql, .nparams = nparams,
+                                 .types = NULL, .params_binary = 0, .result_binary = d->result_binary};
+        rc = pl_conn_exec(s->db->primary, s->conn, &st, values, NULL, out, &phase);
+    } else {
+        rc = pl_conn_exec_script(s->db->primary, s->conn, sql, out, &phase);
+    }
+    pl_metrics_record(&s->db->metrics, stmt, pl_mono_us() - start, rc != PL_OK);
+    return rc;
+}
+
+void pl_db_session_close(pl_db_session *s)
+{
+    if (!s->conn)
+        return;
+    release(s->db->primary, s->conn);
+    s->conn = NULL;
+}
+
+int pl_db_session_in_transaction(const pl_db_session *s)
+{
+    PGconn *pg = s->conn ? pl_conn_pg(s->conn) : NULL;
+    return pg && PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) != PQTRANS_IDLE;
+}
+
+int pl_db_session_failed(const pl_db_session *s)
+{
+    PGconn *pg = s->conn ? pl_conn_pg(s->conn) : NULL;
+    return !pg || PQtransactionStatus(pg) != PQTRANS_INTRANS;
+}
