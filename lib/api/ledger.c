@@ -1,22 +1,15 @@
-/* Configuration, open and close, migrations, statistics. */
+/* Configuration, open and close, the handle's lifetime, the read path
+ * (pl_read), migrations, statistics. */
 #include "ledger.h"
 
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cache.h"
 #include "error.h"
 #include "redis.h"
 #include "validate.h"
-
-uint64_t pl_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 const char *pl_version(void)
 {

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "clock.h" /* pl_mono_us, for the API files */
 #include "metrics.h"
 #include "pool.h"
 #include "provledger.h"
@@ -55,9 +56,6 @@ void pl_ledger_leave(pl_ledger *l);
         pl_ledger_leave(l);                \
         return guard_rc_;                  \
     } while (0)
-
-/* Monotonic microseconds. */
-uint64_t pl_mono_us(void);
 
 /* Runs a read statement on the primary (or the replica when `replica`),
  * retrying once on a fresh connection when the pooled one turned out to be

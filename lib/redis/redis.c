@@ -7,8 +7,8 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "clock.h"
 #include "error.h"
-#include "ledger.h"
 #include "provledger.h"
 
 /* The cache's scripts. What they keep true is argued in cache.c; each is
