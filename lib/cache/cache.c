@@ -10,7 +10,7 @@
  * (latest deadline by the Redis clock, how many, their generation). The
  * key <prefix> NUL <ledger id>:<epoch>: (no entity: entity ids are never
  * empty) is the epoch's marker. Keys and fields travel as binary-safe
- * arguments, never through a format string. The scripts are in redis.c.
+ * arguments, never through a format string. The scripts are in scripts.c.
  *
  * The protocol, per entity (each step is one atomic Redis script):
  *  - write: INTENT before the statement (drops every answer and the token,
@@ -105,6 +105,7 @@
 #include "cache_codec.h"
 #include "error.h"
 #include "redis.h"
+#include "scripts.h"
 
 #define MAX_FIELDS_PER_ENTITY "512"
 #define CHUNK 256                 /* entities per pipelined round */
@@ -220,6 +221,7 @@ int pl_cache_create(pl_cache **out, pl_ledger *l)
         pl_cache_destroy(c);
         return rc;
     }
+    pl_redis_set_scripts(c->redis, pl_cache_scripts, PL_SCRIPT_COUNT);
     if (l->cfg.listen_external_writes) {
         if (pthread_create(&c->listener, NULL, listener_main, c) != 0) {
             pl_cache_destroy(c);
