@@ -1,16 +1,23 @@
-/* The result cache: which answers live in Redis under which keys, and the
- * protocol that keeps them exact (see the comment at the top of cache.c).
- * Speaks to Redis through redis.h; knows no SQL beyond the cache-state
- * statements it asks the ledger to run. */
+/* The result cache, as the API files use it: lookups and fills of reads,
+ * the intents of writes, invalidation after writes made with plain SQL,
+ * statistics. The protocol that keeps every hit exact is argued at the top
+ * of cache.c; the cache's insides are in cache_int.h. It speaks to Redis
+ * through redis.h and to PostgreSQL only through the cache-state
+ * statements (lease.c) and the listener's connection (listen.c). */
 #ifndef PL_CACHE_H
 #define PL_CACHE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-#include "ledger.h"
+#include "provledger.h" /* pl_ledger, pl_time, pl_stats_info */
 #include "result.h"
+#include "wire.h"
 
-/* Creates the cache for l->cfg.redis_url. An unreachable Redis is not an
+typedef struct pl_cache pl_cache;
+
+/* Creates the cache of ledger l for l->cfg.redis_url, copying what it needs
+ * of l->cfg (l must outlive the cache). An unreachable Redis is not an
  * error (the cache starts degraded); a malformed URL is PL_EINVAL. */
 int pl_cache_create(pl_cache **out, pl_ledger *l);
 void pl_cache_destroy(pl_cache *c);
