@@ -25,7 +25,7 @@
             ck_abort_msg(__VA_ARGS__);                                      \
     } while (0)
 
-/* A keyed HMAC-SHA-256 context as cache.c's load_key makes it. */
+/* A keyed HMAC-SHA-256 context as lease.c's load_key makes it. */
 static EVP_MAC_CTX *keyed(unsigned char seed)
 {
     unsigned char key[32];

@@ -1,10 +1,10 @@
-/* Configuration, open and close, migrations, statistics. */
+/* Configuration, open and close, the handle's lifetime, the read path
+ * (pl_read), migrations, statistics. */
 #include "ledger.h"
 
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cache.h"
 #include "error.h"
@@ -284,18 +284,26 @@ int pl_open(pl_ledger **out, const pl_config *caller_cfg)
         destroy(l);
         return rc;
     }
-    if (l->cfg.redis_url && (rc = pl_cache_create(&l->cache, l))) {
+    pl_cache_config cc = {
+        .redis = {
+            .url = l->cfg.redis_url,
+            .connect_timeout_ms = l->cfg.redis_connect_timeout_ms,
+            .command_timeout_ms = l->cfg.redis_command_timeout_ms,
+            .pool_size = l->cfg.redis_pool_size,
+            .retry_ms = l->cfg.redis_retry_ms ? l->cfg.redis_retry_ms : 1000,
+        },
+        .key_prefix = l->cfg.cache_key_prefix,
+        .ttl_ms = l->cfg.cache_ttl_ms,
+        .lease_ms = l->cfg.cache_lease_ms,
+        .listen_external_writes = l->cfg.listen_external_writes,
+        .pg_connect_timeout_ms = l->cfg.connect_timeout_ms,
+    };
+    if (l->cfg.redis_url && (rc = pl_cache_create(&l->cache, &cc, l->db))) {
         destroy(l);
         return rc;
     }
     *out = l;
     return PL_OK;
-}
-
-int pl_read(pl_ledger *l, int replica, int stmt, const char *const *values, const int *lengths,
-            PGresult **out)
-{
-    return pl_db_run(l->db, stmt, values, lengths, PL_RUN_IDEMPOTENT | (replica ? PL_RUN_REPLICA : 0), out);
 }
 
 /* ------------------------------------------------------------------------ */

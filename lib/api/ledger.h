@@ -52,9 +52,5 @@ void pl_ledger_leave(pl_ledger *l);
         return guard_rc_;                  \
     } while (0)
 
-/* Runs a cache-state statement for the cache (idempotent, retried as a
- * read) on the primary. */
-int pl_read(pl_ledger *l, int replica, int stmt, const char *const *values, const int *lengths,
-            PGresult **out);
 
 #endif

@@ -10,7 +10,7 @@
  * (latest deadline by the Redis clock, how many, their generation). The
  * key <prefix> NUL <ledger id>:<epoch>: (no entity: entity ids are never
  * empty) is the epoch's marker. Keys and fields travel as binary-safe
- * arguments, never through a format string. The scripts are in redis.c.
+ * arguments, never through a format string. The scripts are in scripts.c.
  *
  * The protocol, per entity (each step is one atomic Redis script):
  *  - write: INTENT before the statement (drops every answer and the token,
@@ -88,88 +88,33 @@
  * same question within one TTL and not older than this handle's last write
  * of that entity; never a value the ledger did not hold, never another
  * entity's or another question's answer.
+ *
+ * Files. This one holds the protocol: keys, lookups, fills, tokens, write
+ * intents, invalidation, and the statistics, test hooks, creation and
+ * destruction. lease.c holds what the protocol keeps in PostgreSQL (the
+ * lease, the MAC key, disabling, recovery and markers), listen.c the
+ * listener for rows written with plain SQL, scripts.c the Redis scripts,
+ * cache_codec.c the entry format; cache_int.h is what they share.
  */
-#include "cache.h"
+#include "cache_int.h"
 
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cache_codec.h"
+#include "clock.h"
 #include "error.h"
-#include "redis.h"
+#include "scripts.h"
 
 #define MAX_FIELDS_PER_ENTITY "512"
 #define CHUNK 256                 /* entities per pipelined round */
-#define INTENT_TTL_MS 3000u       /* how long a write intent stays in force */
 #define INTENT_SAFE_US 2500000u   /* a commit later than this after the intent: disable path */
-#define MAC_KEY_BYTES 32
-#define HORIZON_SLOTS 4096u       /* power of two */
 #define AGE_SLACK_US 1000000      /* clock-estimate slack of the TTL check */
 #define HORIZON_SLACK_US 1000     /* and of the check against our own last write */
-
-typedef struct lease {
-    int valid;
-    char ledger_id[40];      /* random per ledger: two ledgers never share keys */
-    int64_t epoch;
-    char run_id[64];
-    int disabled;
-    pl_time pg_now;          /* server clock when read */
-    uint64_t sent_us;        /* monotonic time the request left */
-    uint64_t recv_us;        /* monotonic time its answer came back */
-} lease;
-
-/* The last transaction time this handle wrote to an entity (by a hash of
- * its id; a slot taken over by another entity forgets the older one). */
-typedef struct horizon_slot {
-    uint64_t hash;
-    pl_time tt;
-} horizon_slot;
-
-struct pl_cache {
-    pl_ledger *l;
-    pl_redis *redis;
-    const char *prefix;
-    unsigned ttl_ms, lease_ms;
-    char ttl_text[24];
-    char intent_ttl_text[24];
-
-    pthread_mutex_t mu;         /* lease, key, counters, horizon, disable bookkeeping */
-    pthread_mutex_t refresh_mu; /* one lease refresh at a time */
-    lease lease;
-    EVP_MAC_CTX *mac_base;      /* keyed with the ledger's secret; NULL until read */
-    int have_key;
-    pl_time own_disabled_until;
-    uint64_t own_disabled_at_us;   /* monotonic: when our disable call ran */
-    int64_t own_disabled_for_us;   /* how long the window had run then */
-    uint64_t disabled_seen_since;  /* monotonic, 0 when enabled */
-    uint64_t disabled_total_us;
-
-    uint64_t hits, misses, fills, refused, invalidations, bypassed, rejected;
-    uint64_t rejected_at_us;       /* monotonic time of the last rejection */
-    atomic_uint_fast64_t token_seq;
-    uint64_t token_salt;
-    horizon_slot horizon[HORIZON_SLOTS];
-
-    void (*fill_hook)(void *);
-    void *fill_hook_arg;
-    void (*write_hook)(void *);
-    void *write_hook_arg;
-
-    /* listener for rows written with plain SQL */
-    pthread_t listener;
-    int listener_started;
-    atomic_int stop;
-    pthread_cond_t listening_cv; /* signalled once LISTEN took effect */
-    int listening;
-};
 
 #define COUNT(c, field)                \
     do {                               \
@@ -178,64 +123,30 @@ struct pl_cache {
         pthread_mutex_unlock(&(c)->mu); \
     } while (0)
 
-static void *listener_main(void *arg);
-
-/* How long the cache stays off after a disable or an epoch move: every
- * intent placed before has run out or been cleared by then, and every lease
- * taken before has been renewed (cache.c, top). */
-static unsigned disable_window_ms(const pl_cache *c)
-{
-    unsigned w = INTENT_TTL_MS + 2 * c->lease_ms + 1000;
-    if (w < c->lease_ms * 4)
-        w = c->lease_ms * 4;
-    return w;
-}
-
-int pl_cache_create(pl_cache **out, pl_ledger *l)
+int pl_cache_create(pl_cache **out, const pl_cache_config *cfg, pl_db *db)
 {
     *out = NULL;
     pl_cache *c = calloc(1, sizeof *c);
     if (!c)
         return pl_fail(PL_ENOMEM, "out of memory");
-    c->l = l;
-    c->prefix = l->cfg.cache_key_prefix;
-    c->ttl_ms = l->cfg.cache_ttl_ms;
-    c->lease_ms = l->cfg.cache_lease_ms;
-    snprintf(c->ttl_text, sizeof c->ttl_text, "%u", c->ttl_ms);
+    c->db = db;
+    c->cfg = *cfg;
+    snprintf(c->ttl_text, sizeof c->ttl_text, "%u", c->cfg.ttl_ms);
     snprintf(c->intent_ttl_text, sizeof c->intent_ttl_text, "%u", INTENT_TTL_MS);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->refresh_mu, NULL);
     pthread_cond_init(&c->listening_cv, NULL);
     if (getrandom(&c->token_salt, sizeof c->token_salt, 0) != sizeof c->token_salt)
         c->token_salt = (uint64_t)getpid() * 0x9e3779b97f4a7c15u ^ pl_mono_us();
-    pl_redis_config rc_cfg = {
-        .url = l->cfg.redis_url,
-        .connect_timeout_ms = l->cfg.redis_connect_timeout_ms,
-        .command_timeout_ms = l->cfg.redis_command_timeout_ms,
-        .pool_size = l->cfg.redis_pool_size,
-        .retry_ms = l->cfg.redis_retry_ms ? l->cfg.redis_retry_ms : 1000,
-    };
-    int rc = pl_redis_create(&c->redis, &rc_cfg);
+    int rc = pl_redis_create(&c->redis, &c->cfg.redis);
     if (rc) {
         pl_cache_destroy(c);
         return rc;
     }
-    if (l->cfg.listen_external_writes) {
-        if (pthread_create(&c->listener, NULL, listener_main, c) != 0) {
-            pl_cache_destroy(c);
-            return pl_fail(PL_ENOMEM, "cannot start the external-write listener thread");
-        }
-        c->listener_started = 1;
-        /* Commits right after pl_open must not slip past: wait (bounded)
-         * until the listener is listening. */
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)(l->cfg.connect_timeout_ms / 1000 + 2);
-        pthread_mutex_lock(&c->mu);
-        while (!c->listening &&
-               pthread_cond_timedwait(&c->listening_cv, &c->mu, &until) == 0)
-            ;
-        pthread_mutex_unlock(&c->mu);
+    pl_redis_set_scripts(c->redis, pl_cache_scripts, PL_SCRIPT_COUNT);
+    if (c->cfg.listen_external_writes && (rc = pl_cache_listen_start(c))) {
+        pl_cache_destroy(c);
+        return rc;
     }
     *out = c;
     return PL_OK;
@@ -245,10 +156,7 @@ void pl_cache_destroy(pl_cache *c)
 {
     if (!c)
         return;
-    if (c->listener_started) {
-        atomic_store(&c->stop, 1);
-        pthread_join(c->listener, NULL);
-    }
+    pl_cache_listen_stop(c);
     pl_redis_destroy(c->redis);
     EVP_MAC_CTX_free(c->mac_base);
     pthread_mutex_destroy(&c->mu);
@@ -269,212 +177,7 @@ void pl_cache_set_write_hook(pl_cache *c, void (*hook)(void *), void *arg)
     c->write_hook_arg = arg;
 }
 
-/* ------------------------------------------------------------------------ */
-/* The lease and the key                                                     */
-/* ------------------------------------------------------------------------ */
 
-static void note_disabled(pl_cache *c, int disabled, uint64_t now)
-{
-    if (disabled && !c->disabled_seen_since) {
-        c->disabled_seen_since = now;
-    } else if (!disabled && c->disabled_seen_since) {
-        c->disabled_total_us += now - c->disabled_seen_since;
-        c->disabled_seen_since = 0;
-    }
-}
-
-static int lease_fresh(const pl_cache *c, uint64_t now)
-{
-    return c->lease.valid && now - c->lease.sent_us < (uint64_t)c->lease_ms * 1000u;
-}
-
-/* Runs one cache-state statement without replacing the caller's error
- * message (a cache detail is never the answer to the caller's call). */
-static int state_stmt(pl_cache *c, int stmt, const char *const *values, const int *lengths,
-                      PGresult **out)
-{
-    pl_errsave saved;
-    pl_error_save(&saved);
-    int rc = pl_read(c->l, 0, stmt, values, lengths, out);
-    pl_error_restore(&saved);
-    return rc;
-}
-
-/* Reads the MAC key once; until it is known the cache is not used. */
-static void load_key(pl_cache *c)
-{
-    PGresult *r = NULL;
-    if (state_stmt(c, PL_STMT_CACHE_SECRET, NULL, NULL, &r) == PL_OK && PQntuples(r) == 1 &&
-        PQgetlength(r, 0, 0) == MAC_KEY_BYTES) {
-        /* One keyed HMAC-SHA-256 context, copied for each MAC: the key
-         * schedule and the digest lookup are paid once. */
-        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        EVP_MAC_CTX *base = mac ? EVP_MAC_CTX_new(mac) : NULL;
-        char digest[] = "SHA256";
-        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                               OSSL_PARAM_construct_end()};
-        if (base && EVP_MAC_init(base, (const unsigned char *)PQgetvalue(r, 0, 0), MAC_KEY_BYTES,
-                                 params) == 1) {
-            pthread_mutex_lock(&c->mu);
-            c->mac_base = base;
-            c->have_key = 1;
-            pthread_mutex_unlock(&c->mu);
-        } else {
-            EVP_MAC_CTX_free(base);
-        }
-        EVP_MAC_free(mac); /* the context keeps its own reference */
-    }
-    PQclear(r);
-}
-
-/* A current lease, re-read from PostgreSQL when older than cache_lease_ms
- * (force: re-read now). Returns 0, or -1 when PostgreSQL cannot say. */
-static int lease_get(pl_cache *c, lease *out, int force)
-{
-    pthread_mutex_lock(&c->mu);
-    if (!force && lease_fresh(c, pl_mono_us())) {
-        *out = c->lease;
-        pthread_mutex_unlock(&c->mu);
-        return 0;
-    }
-    pthread_mutex_unlock(&c->mu);
-
-    pthread_mutex_lock(&c->refresh_mu);
-    pthread_mutex_lock(&c->mu);
-    uint64_t before = pl_mono_us();
-    int have_key = c->have_key;
-    if (!force && lease_fresh(c, before)) {
-        *out = c->lease;
-        pthread_mutex_unlock(&c->mu);
-        pthread_mutex_unlock(&c->refresh_mu);
-        return 0;
-    }
-    pthread_mutex_unlock(&c->mu);
-    if (!have_key)
-        load_key(c);
-    PGresult *r = NULL;
-    /* Our lease length joins the shared maximum, which writers wait out. */
-    char ms[8];
-    pl_cc_put_i64(ms, c->lease_ms);
-    const char *values[1] = {ms};
-    int lengths[1] = {8};
-    before = pl_mono_us();
-    int rc = state_stmt(c, PL_STMT_CACHE_LEASE, values, lengths, &r);
-    uint64_t after = pl_mono_us();
-    int ok = rc == PL_OK && PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 8 &&
-             PQgetlength(r, 0, 2) == 4 && PQgetlength(r, 0, 3) == 8 &&
-             PQgetlength(r, 0, 4) > 0 && PQgetlength(r, 0, 4) < 40;
-    lease nl;
-    memset(&nl, 0, sizeof nl);
-    if (ok) {
-        nl.valid = 1;
-        memcpy(nl.ledger_id, PQgetvalue(r, 0, 4), (size_t)PQgetlength(r, 0, 4));
-        nl.epoch = pl_get_i64(PQgetvalue(r, 0, 0));
-        snprintf(nl.run_id, sizeof nl.run_id, "%.*s", PQgetlength(r, 0, 1), PQgetvalue(r, 0, 1));
-        nl.disabled = pl_get_u32(PQgetvalue(r, 0, 2)) != 0;
-        nl.pg_now = pl_wire_get_time(PQgetvalue(r, 0, 3));
-        nl.sent_us = before;
-        nl.recv_us = after;
-    }
-    PQclear(r);
-    pthread_mutex_lock(&c->mu);
-    if (ok) {
-        c->lease = nl;
-        note_disabled(c, nl.disabled, pl_mono_us());
-    } else {
-        c->lease.valid = 0;
-    }
-    *out = c->lease;
-    pthread_mutex_unlock(&c->mu);
-    pthread_mutex_unlock(&c->refresh_mu);
-    return ok ? 0 : -1;
-}
-
-/* The latest the server's clock can read now, by this lease. */
-static pl_time pg_now_upper(const lease *ls)
-{
-    return ls->pg_now + (pl_time)(pl_mono_us() - ls->sent_us);
-}
-
-/* The earliest the server's clock can read now, by this lease. */
-static pl_time pg_now_lower(const lease *ls)
-{
-    return ls->pg_now + (pl_time)(pl_mono_us() - ls->recv_us);
-}
-
-/* What pl_cache_recover is asked to do (its comment in
- * lib/sql/migrations/003_cache_secret.sql). */
-enum { RECOVER_ASK = 0, RECOVER_CONFIRM = 1, RECOVER_MOVE = 2 };
-
-/* Asks PostgreSQL about the epoch (pl_cache_recover). Returns the
- * function's answer, or -1. */
-static int recover_call(pl_cache *c, const char *run_id, int64_t epoch, int action)
-{
-    char ep[8], window[8], conf[8];
-    pl_cc_put_i64(ep, epoch);
-    pl_cc_put_i64(window, disable_window_ms(c));
-    pl_cc_put_i64(conf, action);
-    /* Markers are per Redis database and key prefix. */
-    pl_buf binding;
-    memset(&binding, 0, sizeof binding);
-    char db[16];
-    snprintf(db, sizeof db, "%d:", pl_redis_db(c->redis));
-    pl_buf_put(&binding, db, strlen(db));
-    pl_buf_put(&binding, c->prefix, strlen(c->prefix));
-    int answer = -1;
-    if (!binding.failed) {
-        const char *values[5] = {run_id, ep, window, binding.data, conf};
-        int lengths[5] = {(int)strlen(run_id), 8, 8, (int)binding.len, 8};
-        PGresult *r = NULL;
-        if (state_stmt(c, PL_STMT_CACHE_RECOVER, values, lengths, &r) == PL_OK &&
-            PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 4)
-            answer = (int)pl_get_u32(PQgetvalue(r, 0, 0));
-        PQclear(r);
-    }
-    pl_buf_free(&binding);
-    return answer;
-}
-
-static int marker_exists(pl_redis_conn *rc, const pl_buf *marker)
-{
-    const char *argv[2] = {"EXISTS", marker->data};
-    size_t argl[2] = {6, marker->len};
-    redisReply *rep = redisCommandArgv(pl_redis_ctx(rc), 2, argv, argl);
-    int yes = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
-    if (rep)
-        freeReplyObject(rep);
-    return yes;
-}
-
-/* Redis cannot be trusted with the epoch in flight (another run_id, or the
- * epoch marker missing): let PostgreSQL move the epoch, or learn that the
- * epoch's marker was never confirmed, set it and confirm it. A marker seen
- * missing before another process confirmed it is looked at again before
- * anything moves. Returns 1 when the marker is set (the epoch is usable),
- * 0 otherwise. */
-static int recover(pl_cache *c, pl_redis_conn *rc, const char *run_id, int64_t epoch,
-                   const pl_buf *marker)
-{
-    lease ignored;
-    int answer = recover_call(c, run_id, epoch, RECOVER_ASK);
-    if (answer == 2 && rc && marker) {
-        if (marker_exists(rc, marker))
-            return 1;
-        recover_call(c, run_id, epoch, RECOVER_MOVE); /* lost: Redis was flushed or evicted */
-        answer = 0;
-    }
-    if (answer != 1 || !rc || !marker) {
-        lease_get(c, &ignored, 1);
-        return 0;
-    }
-    const char *argv[3] = {"SET", marker->data, "1"};
-    size_t argl[3] = {3, marker->len, 1};
-    redisReply *rep = redisCommandArgv(pl_redis_ctx(rc), 3, argv, argl);
-    int ok = rep && rep->type == REDIS_REPLY_STATUS;
-    if (rep)
-        freeReplyObject(rep);
-    return ok && recover_call(c, run_id, epoch, RECOVER_CONFIRM) == 1;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Keys, versions, MACs                                                      */
@@ -543,7 +246,7 @@ static int entry_open(pl_cache *c, const lease *ls, const char *entity, const pl
     /* A hash lives at most cache_ttl_ms from its first fill (FILL sets its
      * TTL once), so a genuine entry is never older than that plus the
      * slack of the two clock estimates: an older one was put back. */
-    if (pg_now_upper(ls) - filled_at > (pl_time)c->ttl_ms * 1000 + AGE_SLACK_US)
+    if (pl_cache_now_upper(ls) - filled_at > (pl_time)c->cfg.ttl_ms * 1000 + AGE_SLACK_US)
         return -1;
     /* Filled before our own last write of the entity: put back after it.
      * (A genuine fill after the write read the database after the write's
@@ -556,7 +259,7 @@ static int entry_open(pl_cache *c, const lease *ls, const char *entity, const pl
     pl_result *r = pl_result_decode(val + ENTRY_HEADER, len - ENTRY_HEADER, &until);
     if (!r)
         return -1;
-    if (until != PL_TIME_INFINITY && until <= pg_now_upper(ls)) {
+    if (until != PL_TIME_INFINITY && until <= pl_cache_now_upper(ls)) {
         pl_result_free(r);
         return 0;
     }
@@ -577,7 +280,7 @@ void pl_cache_note_bypass(pl_cache *c)
  * that may be used for reads (enabled, key known), or NULL. */
 static pl_redis_conn *bound_conn(pl_cache *c, lease *ls)
 {
-    if (lease_get(c, ls, 0) < 0)
+    if (pl_cache_lease_get(c, ls, 0) < 0)
         return NULL;
     pl_redis_conn *rc = pl_redis_acquire(c->redis);
     if (!rc)
@@ -586,8 +289,8 @@ static pl_redis_conn *bound_conn(pl_cache *c, lease *ls)
         /* A new or restarted instance whose contents cannot be trusted. */
         char run_id[64];
         snprintf(run_id, sizeof run_id, "%s", pl_redis_run_id(rc));
-        recover(c, NULL, run_id, ls->epoch, NULL);
-        if (lease_get(c, ls, 0) < 0 || strcmp(run_id, ls->run_id) != 0) {
+        pl_cache_recover_epoch(c, NULL, run_id, ls->epoch, NULL);
+        if (pl_cache_lease_get(c, ls, 0) < 0 || strcmp(run_id, ls->run_id) != 0) {
             pl_redis_release(c->redis, rc, 0);
             return NULL;
         }
@@ -666,7 +369,7 @@ static int lookup_once(pl_cache *c, pl_redis_conn *rc, const lease *ls, pl_cache
             t->token[arg->len] = '\0';
             t->armed = 1;
             /* The database read that follows starts after this instant. */
-            t->read_after = pg_now_lower(ls);
+            t->read_after = pl_cache_now_lower(ls);
             outcome = LOOK_MISS;
         }
         break;
@@ -676,7 +379,7 @@ static int lookup_once(pl_cache *c, pl_redis_conn *rc, const lease *ls, pl_cache
     case 4:
         /* No marker: either nobody has used this epoch yet, or Redis lost
          * it. PostgreSQL knows which. */
-        outcome = recover(c, rc, ls->run_id, ls->epoch, marker) ? LOOK_AGAIN : LOOK_BYPASS;
+        outcome = pl_cache_recover_epoch(c, rc, ls->run_id, ls->epoch, marker) ? LOOK_AGAIN : LOOK_BYPASS;
         break;
     default:
         pl_redis_count_error(c->redis);
@@ -699,8 +402,8 @@ int pl_cache_get(pl_cache *c, pl_cache_ticket *t, const char *entity, const void
     }
     pl_buf marker;
     memset(&marker, 0, sizeof marker);
-    pl_cc_make_key(&t->key, c->prefix, ls.ledger_id, ls.epoch, entity);
-    pl_cc_make_key(&marker, c->prefix, ls.ledger_id, ls.epoch, "");
+    pl_cc_make_key(&t->key, c->cfg.key_prefix, ls.ledger_id, ls.epoch, entity);
+    pl_cc_make_key(&marker, c->cfg.key_prefix, ls.ledger_id, ls.epoch, "");
     pl_buf_put(&t->field, field, field_len);
     t->entity = entity;
     t->epoch = ls.epoch;
@@ -784,63 +487,6 @@ void pl_cache_ticket_release(pl_cache_ticket *t)
 /* Writes                                                                    */
 /* ------------------------------------------------------------------------ */
 
-static void sleep_us(int64_t us)
-{
-    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-/* Makes sure no process serves the cache before a new epoch whose window
- * outlasts every intent in flight, and returns once every lease taken
- * before has run out. */
-static void disable_cache(pl_cache *c)
-{
-    uint64_t now = pl_mono_us();
-    pthread_mutex_lock(&c->mu);
-    lease ls = c->lease;
-    int covered = c->own_disabled_at_us && ls.valid &&
-                  c->own_disabled_until - pg_now_upper(&ls) > (pl_time)INTENT_TTL_MS * 1000 &&
-                  (int64_t)(now - c->own_disabled_at_us) + c->own_disabled_for_us >=
-                      (int64_t)c->lease_ms * 1000;
-    pthread_mutex_unlock(&c->mu);
-    if (covered)
-        return; /* our window is known to all, and outlasts this write */
-
-    char ms[8];
-    pl_cc_put_i64(ms, disable_window_ms(c));
-    const char *values[1] = {ms};
-    int lengths[1] = {8};
-    PGresult *r = NULL;
-    uint64_t sent = pl_mono_us();
-    int rc = state_stmt(c, PL_STMT_CACHE_DISABLE, values, lengths, &r);
-    if (rc != PL_OK || PQntuples(r) != 1) {
-        /* PostgreSQL cannot be reached either: the write itself will fail
-         * or, after a commit, the TTL bounds how long an old answer lives. */
-        PQclear(r);
-        return;
-    }
-    int64_t disabled_for = pl_get_i64(PQgetvalue(r, 0, 1));
-    pl_time until = pl_wire_get_time(PQgetvalue(r, 0, 2));
-    /* Wait out the longest lease any process holds, not just ours. */
-    int64_t lease_us = (int64_t)c->lease_ms * 1000;
-    if (PQgetlength(r, 0, 4) == 4) {
-        int64_t shared = (int64_t)pl_get_u32(PQgetvalue(r, 0, 4)) * 1000;
-        if (shared > lease_us)
-            lease_us = shared;
-    }
-    PQclear(r);
-    pthread_mutex_lock(&c->mu);
-    c->own_disabled_until = until;
-    c->own_disabled_at_us = sent;
-    c->own_disabled_for_us = disabled_for;
-    c->lease.valid = 0; /* everyone, us included, must re-read the state */
-    pthread_mutex_unlock(&c->mu);
-    int64_t wait = lease_us - disabled_for;
-    if (wait > 0)
-        sleep_us(wait + 1000);
-}
-
 /* One script per (entity, epoch) pair, pipelined CHUNK calls at a time:
  * call i is entity i / nepochs in epoch i % nepochs, with arguments from
  * args(i); reply(i, reply) sees each answer. Returns -1 when the connection
@@ -871,7 +517,7 @@ static int run_round(entity_round *er)
         size_t sent = 0;
         for (size_t i = start; i < end; i++) {
             pl_buf *k = &keys[i - start];
-            pl_cc_make_key(k, er->c->prefix, er->ledger_id, er->epochs[i % er->nepochs],
+            pl_cc_make_key(k, er->c->cfg.key_prefix, er->ledger_id, er->epochs[i % er->nepochs],
                      er->entities[i / er->nepochs]);
             const char *av[8] = {k->data};
             size_t al[8] = {k->len};
@@ -968,7 +614,7 @@ int pl_cache_intent_begin(pl_cache *c, pl_cache_intent *it, const char *const *e
     }
     /* Some entity has no intent in force: nobody may use the cache until
      * this write is over. */
-    disable_cache(c);
+    pl_cache_disable(c);
     return PL_OK;
 }
 
@@ -999,7 +645,7 @@ void pl_cache_intent_end(pl_cache *c, pl_cache_intent *it, const char *const *en
     /* The intents (or the disabled window) may have run out before the
      * commit: make sure nobody serves what was filled meanwhile. */
     if (outcome == PL_CACHE_COMMITTED && pl_mono_us() - it->sent_us > INTENT_SAFE_US)
-        disable_cache(c);
+        pl_cache_disable(c);
     if (it->placed && outcome != PL_CACHE_UNKNOWN) {
         /* Pairs whose intent was not placed have an empty generation,
          * which CLEAR never matches: it drops their hash. */
@@ -1024,10 +670,10 @@ void pl_cache_invalidate(pl_cache *c, const char *const *entities, size_t n, int
     c->invalidations += n;
     pthread_mutex_unlock(&c->mu);
     lease ls;
-    if (lease_get(c, &ls, 0) < 0) {
+    if (pl_cache_lease_get(c, &ls, 0) < 0) {
         /* Without the state we cannot name the keys: make sure nobody
          * serves them instead. */
-        disable_cache(c);
+        pl_cache_disable(c);
         return;
     }
     /* The epoch the write saw, its neighbours (a move may have raced the
@@ -1045,76 +691,7 @@ void pl_cache_invalidate(pl_cache *c, const char *const *entities, size_t n, int
         pl_redis_release(c->redis, rc, failed);
     }
     if (failed)
-        disable_cache(c);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Rows written with plain SQL                                               */
-/* ------------------------------------------------------------------------ */
-
-static void invalidate_external(pl_cache *c, const char *entity)
-{
-    lease ls;
-    if (lease_get(c, &ls, 0) < 0) {
-        disable_cache(c);
-        return;
-    }
-    pl_cache_invalidate(c, &entity, 1, ls.epoch);
-}
-
-static void *listener_main(void *arg)
-{
-    pl_cache *c = arg;
-    char *listen = pl_sql_expand("LISTEN \"@s@_external\"", c->l->cfg.schema);
-    int connected_before = 0;
-    unsigned backoff_ms = 100;
-    while (listen && !atomic_load(&c->stop)) {
-        int rc;
-        PGconn *pg = pl_db_connect(c->l->db, &rc);
-        if (pg) {
-            PQsetnonblocking(pg, 0);
-            PGresult *r = PQexec(pg, listen);
-            if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-                PQfinish(pg);
-                pg = NULL;
-            }
-            PQclear(r);
-        }
-        if (!pg) {
-            for (unsigned w = 0; w < backoff_ms && !atomic_load(&c->stop); w += 50)
-                sleep_us(50000);
-            backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
-            continue;
-        }
-        backoff_ms = 100;
-        /* Notifications sent while we were away are lost: treat the gap
-         * like a write that could not invalidate. */
-        if (connected_before)
-            disable_cache(c);
-        connected_before = 1;
-        pthread_mutex_lock(&c->mu);
-        c->listening = 1;
-        pthread_cond_broadcast(&c->listening_cv);
-        pthread_mutex_unlock(&c->mu);
-        while (!atomic_load(&c->stop)) {
-            struct pollfd pfd = {PQsocket(pg), POLLIN, 0};
-            int n = poll(&pfd, 1, 100);
-            if (n < 0)
-                continue;
-            if (n > 0 && !PQconsumeInput(pg))
-                break;
-            PGnotify *note;
-            while ((note = PQnotifies(pg))) {
-                invalidate_external(c, note->extra);
-                PQfreemem(note);
-            }
-            if (PQstatus(pg) != CONNECTION_OK)
-                break;
-        }
-        PQfinish(pg);
-    }
-    free(listen);
-    return NULL;
+        pl_cache_disable(c);
 }
 
 /* ------------------------------------------------------------------------ */

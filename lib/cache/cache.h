@@ -1,18 +1,38 @@
-/* The result cache: which answers live in Redis under which keys, and the
- * protocol that keeps them exact (see the comment at the top of cache.c).
- * Speaks to Redis through redis.h; knows no SQL beyond the cache-state
- * statements it asks the ledger to run. */
+/* The result cache, as the API files use it: lookups and fills of reads,
+ * the intents of writes, invalidation after writes made with plain SQL,
+ * statistics. The protocol that keeps every hit exact is argued at the top
+ * of cache.c; the cache's insides are in cache_int.h. It speaks to Redis
+ * through redis.h and to PostgreSQL only through the cache-state
+ * statements (lease.c) and the listener's connection (listen.c). */
 #ifndef PL_CACHE_H
 #define PL_CACHE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-#include "ledger.h"
+#include "exec.h"
+#include "provledger.h" /* pl_time, pl_stats_info */
+#include "redis.h"
 #include "result.h"
+#include "wire.h"
 
-/* Creates the cache for l->cfg.redis_url. An unreachable Redis is not an
- * error (the cache starts degraded); a malformed URL is PL_EINVAL. */
-int pl_cache_create(pl_cache **out, pl_ledger *l);
+typedef struct pl_cache pl_cache;
+
+/* What the cache needs of the handle's configuration. Strings are
+ * borrowed: they must outlive the cache. */
+typedef struct pl_cache_config {
+    pl_redis_config redis;        /* redis_url, its timeouts, pool size, retry */
+    const char *key_prefix;       /* cache_key_prefix */
+    unsigned ttl_ms;              /* cache_ttl_ms */
+    unsigned lease_ms;            /* cache_lease_ms */
+    int listen_external_writes;
+    unsigned pg_connect_timeout_ms; /* connect_timeout_ms: bounds the wait for LISTEN */
+} pl_cache_config;
+
+/* Creates the cache, running its PostgreSQL statements through db (which
+ * must outlive it). An unreachable Redis is not an error (the cache starts
+ * degraded); a malformed URL is PL_EINVAL. */
+int pl_cache_create(pl_cache **out, const pl_cache_config *cfg, pl_db *db);
 void pl_cache_destroy(pl_cache *c);
 
 /* What a miss remembers so that its fill can be refused if a write landed

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "sqlstate.h"
 #include "provledger.h"
@@ -56,13 +57,6 @@ struct pl_pool {
     unsigned generation;
     pl_pool_counters counters;
 };
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* libpq's message without its trailing newline. */
 static const char *pg_message(PGconn *pg)
@@ -284,7 +278,7 @@ static void deadline_in(struct timespec *deadline, unsigned ms)
 static int queue_wait(pl_pool *p, wait_queue *q, const struct timespec *deadline, size_t *slot,
                       int heavy)
 {
-    uint64_t start = mono_us();
+    uint64_t start = pl_mono_us();
     pool_waiter w = {.granted = 0, .heavy = heavy, .next = NULL};
     pthread_cond_init(&w.cv, NULL);
     if (q->tail)
@@ -302,7 +296,7 @@ static int queue_wait(pl_pool *p, wait_queue *q, const struct timespec *deadline
     if (!w.granted)
         queue_unlink(q, &w); /* a grant always dequeues first */
     pthread_cond_destroy(&w.cv);
-    p->counters.wait_us += mono_us() - start;
+    p->counters.wait_us += pl_mono_us() - start;
     if (!w.granted)
         return pl_fail(PL_ETIMEOUT, "no pooled connection became free within %u ms",
                        p->cfg.wait_timeout_ms);
@@ -475,7 +469,7 @@ static int wait_socket(PGconn *pg, int events, uint64_t deadline)
     for (;;) {
         int timeout = -1;
         if (deadline) {
-            uint64_t now = mono_us();
+            uint64_t now = pl_mono_us();
             if (now >= deadline)
                 return -1;
             timeout = (int)((deadline - now + 999) / 1000);
@@ -496,7 +490,7 @@ static int wait_socket(PGconn *pg, int events, uint64_t deadline)
 static int finish(pl_pool *p, pl_conn *c, PGresult **out, int *phase)
 {
     unsigned timeout = c->timeout_ms ? c->timeout_ms : p->cfg.statement_timeout_ms;
-    uint64_t deadline = timeout ? mono_us() + (uint64_t)timeout * 1000u : 0;
+    uint64_t deadline = timeout ? pl_mono_us() + (uint64_t)timeout * 1000u : 0;
     int cancelled = 0;
     for (;;) {
         int f = PQflush(c->pg);
@@ -528,7 +522,7 @@ static int finish(pl_pool *p, pl_conn *c, PGresult **out, int *phase)
                     PQfreeCancel(cn);
                 }
                 cancelled = 1;
-                deadline = mono_us() + 2000000u;
+                deadline = pl_mono_us() + 2000000u;
                 continue;
             }
             if (!PQconsumeInput(c->pg)) {

@@ -1,4 +1,6 @@
-/* Redis connections, URL parsing and the circuit breaker (see redis.h). */
+/* Redis connections, URL parsing, the circuit breaker, and running the
+ * scripts its user gave (loading them on every new connection, reloading
+ * them after NOSCRIPT). Knows no key and no script text (see redis.h). */
 #include "redis.h"
 
 #include <pthread.h>
@@ -7,91 +9,17 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "clock.h"
 #include "error.h"
-#include "ledger.h"
 #include "provledger.h"
-
-/* The cache's scripts. What they keep true is argued in cache.c; each is
- * one atomic step of that protocol. "now" is the Redis server's clock in
- * milliseconds (TIME; scripts are replicated by effect). Hash fields: W, n
- * and g describe the write intents (latest deadline, how many are placed,
- * their generation), t is the fill token, any other field an answer. */
-#define NOW_MS "local tm = redis.call('TIME') local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000) "
-static const char *const script_text[PL_SCRIPT_COUNT] = {
-    /* KEYS: hash, epoch marker. ARGV: answer field, fresh token, TTL ms.
-     * {1, answer} | {2, token} (miss, fill with it) | {3} (miss, a write
-     * is in flight: no fill) | {4} (the epoch marker is missing). */
-    [PL_SCRIPT_LOOKUP] =
-        "local v = redis.call('HGET', KEYS[1], ARGV[1]) "
-        "if v then return {1, v} end "
-        "if redis.call('EXISTS', KEYS[2]) == 0 then return {4} end "
-        "local s = redis.call('HMGET', KEYS[1], 'W', 't') "
-        "if s[1] then " NOW_MS "if tonumber(s[1]) > now then return {3} end end "
-        "if s[2] then return {2, s[2]} end "
-        "redis.call('HSET', KEYS[1], 't', ARGV[2]) "
-        "if not s[1] then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end "
-        "return {2, ARGV[2]}",
-    /* KEYS: hash. ARGV: token, answer field, entry, TTL ms, field limit.
-     * 1 stored | 0 refused (token gone or a write in flight) | 2 entity
-     * full | 3 a newer answer is already there. The TTL is set once, so no
-     * entry outlives it by much (cache.c checks the age). */
-    [PL_SCRIPT_FILL] =
-        "local s = redis.call('HMGET', KEYS[1], 't', 'W') "
-        "if s[1] ~= ARGV[1] then return 0 end "
-        "if s[2] then " NOW_MS "if tonumber(s[2]) > now then return 0 end end "
-        "if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return 2 end "
-        "local old = redis.call('HGET', KEYS[1], ARGV[2]) "
-        "if old and string.sub(old, 1, 32) > string.sub(ARGV[3], 1, 32) then return 3 end "
-        "redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) "
-        "if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end "
-        "return 1",
-    /* KEYS: hash. ARGV: intent TTL ms, fresh generation. Drops every
-     * answer and the token, records one more intent; the hash has no TTL
-     * while it holds one (volatile eviction policies never take it).
-     * Returns the generation the intent belongs to. */
-    [PL_SCRIPT_INTENT] =
-        NOW_MS
-        "local s = redis.call('HMGET', KEYS[1], 'W', 'n', 'g') "
-        "local w, n, g = tonumber(s[1]), tonumber(s[2]), s[3] "
-        "if not w or w <= now or not g or not n then n = 0 g = ARGV[2] end "
-        "local d = now + tonumber(ARGV[1]) "
-        "if w and w > d then d = w end "
-        "redis.call('DEL', KEYS[1]) "
-        "redis.call('HSET', KEYS[1], 'W', d, 'n', n + 1, 'g', g) "
-        "return g",
-    /* KEYS: hash. ARGV: the intent's generation. After the write: 1 our
-     * intent removed | 2 it was gone but another write is in flight | 0 it
-     * was gone (expired and replaced, or lost): the hash is dropped. */
-    [PL_SCRIPT_CLEAR] =
-        "local s = redis.call('HMGET', KEYS[1], 'W', 'n', 'g') "
-        "if s[3] == ARGV[1] then "
-        "  local n = (tonumber(s[2]) or 1) - 1 "
-        "  if n > 0 then redis.call('HSET', KEYS[1], 'n', n) else redis.call('DEL', KEYS[1]) end "
-        "  return 1 "
-        "end "
-        "if s[1] then " NOW_MS "if tonumber(s[1]) > now then return 2 end end "
-        "redis.call('DEL', KEYS[1]) "
-        "return 0",
-    /* KEYS: hash. After a write the library did not see coming (plain SQL):
-     * drops every answer and the token, keeps intents in flight. */
-    [PL_SCRIPT_INVALIDATE] =
-        "local s = redis.call('HMGET', KEYS[1], 'W', 'n', 'g') "
-        "redis.call('DEL', KEYS[1]) "
-        "if s[1] and s[3] then redis.call('HSET', KEYS[1], 'W', s[1], 'n', s[2] or 1, 'g', s[3]) end "
-        "return 1",
-    /* KEYS: hash. ARGV: field, entry. Drops an entry that failed its check,
-     * unless it was replaced meanwhile. */
-    [PL_SCRIPT_DROP] =
-        "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) return 1 end "
-        "return 0",
-};
-#undef NOW_MS
 
 struct pl_redis_conn {
     redisContext *ctx;
     char run_id[64];
-    char sha[PL_SCRIPT_COUNT][48];
+    const char *const *scripts; /* the user's, see pl_redis_set_scripts */
+    size_t nscripts;
     int reload; /* a pipelined reply said NOSCRIPT */
+    char sha[][48]; /* per script, as SCRIPT LOAD answered */
 };
 
 struct pl_redis {
@@ -101,6 +29,8 @@ struct pl_redis {
     int port;
     int db;
     char *password;
+    const char *const *scripts; /* borrowed; set before the first acquire */
+    size_t nscripts;
 
     pthread_mutex_t mu;
     pl_redis_conn **idle;
@@ -221,6 +151,12 @@ int pl_redis_create(pl_redis **out, const pl_redis_config *cfg)
     return PL_OK;
 }
 
+void pl_redis_set_scripts(pl_redis *r, const char *const *scripts, size_t n)
+{
+    r->scripts = scripts;
+    r->nscripts = n;
+}
+
 static void conn_free(pl_redis_conn *c)
 {
     if (!c)
@@ -263,8 +199,8 @@ static redisReply *setup_cmd(pl_redis_conn *c, int argc, const char **argv)
 
 static int load_scripts(pl_redis_conn *c)
 {
-    for (int i = 0; i < PL_SCRIPT_COUNT; i++) {
-        const char *argv[3] = {"SCRIPT", "LOAD", script_text[i]};
+    for (size_t i = 0; i < c->nscripts; i++) {
+        const char *argv[3] = {"SCRIPT", "LOAD", c->scripts[i]};
         redisReply *rep = setup_cmd(c, 3, argv);
         if (!rep || rep->type != REDIS_REPLY_STRING || rep->len >= sizeof c->sha[i]) {
             if (rep)
@@ -280,9 +216,11 @@ static int load_scripts(pl_redis_conn *c)
 
 static pl_redis_conn *conn_new(pl_redis *r)
 {
-    pl_redis_conn *c = calloc(1, sizeof *c);
+    pl_redis_conn *c = calloc(1, sizeof *c + r->nscripts * sizeof c->sha[0]);
     if (!c)
         return NULL;
+    c->scripts = r->scripts;
+    c->nscripts = r->nscripts;
     struct timeval ct = tv_ms(r->cfg.connect_timeout_ms);
     c->ctx = r->path ? redisConnectUnixWithTimeout(r->path, ct)
                      : redisConnectWithTimeout(r->host, r->port, ct);
@@ -442,7 +380,7 @@ enum { MAX_SCRIPT_ARGS = 12 };
 static int script_args(pl_redis_conn *c, int script, int nkeys, int argc, const char **argv,
                        const size_t *argvlen, const char **av, size_t *al, char nk[8])
 {
-    if (argc + 3 > MAX_SCRIPT_ARGS)
+    if (argc + 3 > MAX_SCRIPT_ARGS || script < 0 || (size_t)script >= c->nscripts)
         return -1;
     snprintf(nk, 8, "%d", nkeys);
     av[0] = "EVALSHA", al[0] = 7;

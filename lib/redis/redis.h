@@ -1,5 +1,7 @@
-/* A small pool of hiredis connections behind a circuit breaker. Speaks
- * Redis, knows nothing of SQL or of what the keys mean. */
+/* A small pool of hiredis connections behind a circuit breaker, which runs
+ * Lua scripts its user hands it (by index into the user's array, loaded on
+ * every new connection and reloaded after NOSCRIPT). Speaks Redis; knows
+ * nothing of SQL, of the scripts' texts, or of what the keys mean. */
 #ifndef PL_REDIS_H
 #define PL_REDIS_H
 
@@ -25,6 +27,11 @@ int pl_redis_check_url(const char *url);
 int pl_redis_create(pl_redis **out, const pl_redis_config *cfg);
 void pl_redis_destroy(pl_redis *r);
 
+/* The scripts every connection loads (SCRIPT LOAD) when it is made; the
+ * script arguments below are indexes into this array. Borrowed: the array
+ * and its texts must outlive r. Call before the first pl_redis_acquire. */
+void pl_redis_set_scripts(pl_redis *r, const char *const *scripts, size_t n);
+
 /* A connection, or NULL while the breaker is open or Redis cannot be
  * reached (which opens the breaker). At most one caller probes a failed
  * Redis per retry window; the others get NULL at once. */
@@ -45,24 +52,15 @@ void pl_redis_endpoint(const pl_redis *r, const char **host, int *port, const ch
 const char *pl_redis_run_id(const pl_redis_conn *c);
 redisContext *pl_redis_ctx(pl_redis_conn *c);
 
-/* Runs a preloaded script (EVALSHA, reloading it after SCRIPT FLUSH or a
- * restart). Returns NULL on a connection error; the caller frees. */
+/* Runs the preloaded script number `script` (EVALSHA, reloading the
+ * scripts after SCRIPT FLUSH or a restart). Returns NULL on a connection
+ * error (or an index or argument count out of range); the caller frees. */
 redisReply *pl_redis_script(pl_redis_conn *c, int script, int nkeys, int argc, const char **argv,
                             const size_t *argvlen);
 
-enum {
-    PL_SCRIPT_LOOKUP,
-    PL_SCRIPT_FILL,
-    PL_SCRIPT_INTENT,
-    PL_SCRIPT_CLEAR,
-    PL_SCRIPT_INVALIDATE,
-    PL_SCRIPT_DROP,
-    PL_SCRIPT_COUNT
-};
-
-/* Queues a preloaded script without waiting for its reply (pipelining);
- * read the replies with pl_redis_script_reply in order. Returns -1 when
- * the command could not be queued. */
+/* Queues the preloaded script number `script` without waiting for its
+ * reply (pipelining); read the replies with pl_redis_script_reply in
+ * order. Returns -1 when the command could not be queued. */
 int pl_redis_script_append(pl_redis_conn *c, int script, int nkeys, int argc, const char **argv,
                            const size_t *argvlen);
 /* The next queued reply, or NULL on a connection error. A NOSCRIPT error
