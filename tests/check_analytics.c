@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "schema.h"
-#include "schema_ops.h"
+#include "schema.h"
 #include "testutil.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -570,14 +570,14 @@ START_TEST(test_search_metadata)
 
     /* The GIN index answers, for the first page and the next ones. */
     const char *v1[2] = {q, "7"};
-    char *plan = explain(pl_sql_search_first, 2, v1, pl_sql_search_setup);
+    char *plan = explain(pl_sql_registry[PL_SQL_SEARCH_FIRST].sql, 2, v1, pl_sql_registry[PL_SQL_SEARCH_SETUP].sql);
     fprintf(stderr, "--- plan of a metadata search page:\n%s", plan);
     ck_assert_msg(strstr(plan, "Bitmap Index Scan on") && strstr(plan, "metadata_idx"), "no GIN scan:\n%s", plan);
     free(plan);
     char now[PL_TIME_BUFSIZE];
     pl_time_format(now, sizeof now, pl_time_now());
     const char *v2[4] = {q, "7", now, "1000000"};
-    plan = explain(pl_sql_search_next, 4, v2, pl_sql_search_setup);
+    plan = explain(pl_sql_registry[PL_SQL_SEARCH_NEXT].sql, 4, v2, pl_sql_registry[PL_SQL_SEARCH_SETUP].sql);
     ck_assert_msg(strstr(plan, "Bitmap Index Scan on") && strstr(plan, "metadata_idx"), "no GIN scan:\n%s", plan);
     free(plan);
 

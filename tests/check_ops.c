@@ -1,7 +1,7 @@
 /* Operations: partitions (ahead, list, detach and re-attach without losing
  * a row, pruning), materialized view refresh and its log, freshness, and
  * scheduling with pg_cron, against the real servers. White-box only for
- * the SQL text (schema_ops.h), so EXPLAIN sees the library's statements. */
+ * the SQL text (the registry, schema.h), so EXPLAIN sees the library's statements. */
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "schema.h"
-#include "schema_ops.h"
+#include "schema.h"
 #include "testutil.h"
 
 #define HOUR_US INT64_C(3600000000)
@@ -431,9 +431,9 @@ START_TEST(test_pruning)
     const char *values[3] = {from, to, NULL};
     struct {
         const char *what, *sql;
-    } stmts[] = {{"audit report", pl_sql_audit},
-                 {"dashboard", pl_sql_dashboard_base},
-                 {"corrections", pl_sql_corrections}};
+    } stmts[] = {{"audit report", pl_sql_registry[PL_SQL_AUDIT].sql},
+                 {"dashboard", pl_sql_registry[PL_SQL_DASHBOARD_BASE].sql},
+                 {"corrections", pl_sql_registry[PL_SQL_CORRECTIONS].sql}};
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         char *plan = explain(stmts[i].sql, i == 2 ? 2 : 3, values);
         fprintf(stderr, "--- plan of the %s over one month:\n%s", stmts[i].what, plan);
@@ -444,13 +444,13 @@ START_TEST(test_pruning)
     }
     /* The same with one source: the source index, still one partition. */
     values[2] = "import";
-    char *plan = explain(pl_sql_audit, 3, values);
+    char *plan = explain(pl_sql_registry[PL_SQL_AUDIT].sql, 3, values);
     fprintf(stderr, "--- plan of the audit report of one source over one month:\n%s", plan);
     ck_assert_int_eq(count_substr(plan, "provenance_ledger_"), count_substr(plan, want));
     free(plan);
     /* An open window reads every partition. */
     const char *open_values[3] = {NULL, NULL, NULL};
-    plan = explain(pl_sql_audit, 3, open_values);
+    plan = explain(pl_sql_registry[PL_SQL_AUDIT].sql, 3, open_values);
     ck_assert_int_ge(count_substr(plan, "provenance_ledger_2"), 7);
     free(plan);
     pl_close(l);

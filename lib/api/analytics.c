@@ -1,6 +1,6 @@
 /* Analytics: dashboard aggregates (base table, or provenance_daily_stats
  * for callers that accept its staleness) and metadata search with keyset
- * pagination. SQL in lib/sql/statements/ (schema_ops.h). */
+ * pagination. SQL in lib/sql/statements/ (the registry, schema.h). */
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>

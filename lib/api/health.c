@@ -1,5 +1,5 @@
 /* Monitoring: the ledger's health as one JSON document, with the design
- * record's alerts evaluated. SQL in lib/sql/statements/ (schema_ops.h). */
+ * record's alerts evaluated. SQL in lib/sql/statements/ (the registry, schema.h). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

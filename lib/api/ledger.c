@@ -374,7 +374,7 @@ static int migrate_on(pl_ledger *l, pl_db_session *s)
         goto fail;
     }
     for (size_t i = (size_t)have; i < pl_migration_count; i++) {
-        char *script = pl_sql_expand(pl_migrations[i].sql[0], l->cfg.schema);
+        char *script = pl_sql_expand(pl_migrations[i].text, l->cfg.schema);
         if (!script) {
             rc = pl_fail(PL_ENOMEM, "out of memory");
             goto fail;

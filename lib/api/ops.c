@@ -1,6 +1,6 @@
 /* Operations: partitions (ensure, list, detach, attach) and materialized
  * views (refresh, pg_cron schedule, freshness). SQL in lib/sql/statements/
- * (schema_ops.h). */
+ * (the registry, schema.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,4 @@
 -- description: materialized views, refresh log, partition archival, analytics indexes
--- symbol: pl_migration_2
 -- Written only by pl_refresh_views(): one row per view, the last
 -- attempt, and the last success (its start bounds the view's age).
 CREATE TABLE @S@.mv_refresh_log (

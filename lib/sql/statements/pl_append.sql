@@ -1,5 +1,5 @@
 -- name: pl_append
--- symbol: PL_STMT_APPEND
+-- symbol: PL_SQL_APPEND
 -- params: text[], text[], jsonb[], jsonb[], timestamptz[], timestamptz[], text[], text[], jsonb[], text[], timestamptz[]
 -- param-format: binary
 -- result-format: binary

@@ -1,5 +1,5 @@
 -- name: pl_asof_t
--- symbol: PL_STMT_ASOF_T
+-- symbol: PL_SQL_ASOF_T
 -- params: text, text, timestamptz
 -- param-format: binary
 -- result-format: binary

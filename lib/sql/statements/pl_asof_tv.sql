@@ -1,5 +1,5 @@
 -- name: pl_asof_tv
--- symbol: PL_STMT_ASOF_TV
+-- symbol: PL_SQL_ASOF_TV
 -- params: text, text, timestamptz, timestamptz
 -- param-format: binary
 -- result-format: binary

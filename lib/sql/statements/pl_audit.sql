@@ -1,5 +1,5 @@
 -- name: pl_audit
--- symbol: pl_sql_audit
+-- symbol: PL_SQL_AUDIT
 -- params: timestamptz, timestamptz, text
 -- param-format: text
 -- result-format: binary

@@ -1,5 +1,5 @@
 -- name: pl_cache_disable
--- symbol: PL_STMT_CACHE_DISABLE
+-- symbol: PL_SQL_CACHE_DISABLE
 -- params: int8
 -- param-format: binary
 -- result-format: binary

@@ -1,5 +1,5 @@
 -- name: pl_cache_lease
--- symbol: PL_STMT_CACHE_LEASE
+-- symbol: PL_SQL_CACHE_LEASE
 -- params: int8
 -- param-format: binary
 -- result-format: binary

@@ -1,5 +1,5 @@
 -- name: pl_cache_recover
--- symbol: PL_STMT_CACHE_RECOVER
+-- symbol: PL_SQL_CACHE_RECOVER
 -- params: text, int8, int8, text, int8
 -- param-format: binary
 -- result-format: binary

@@ -1,5 +1,5 @@
 -- name: pl_cache_secret
--- symbol: PL_STMT_CACHE_SECRET
+-- symbol: PL_SQL_CACHE_SECRET
 -- params: none
 -- param-format: binary
 -- result-format: binary

@@ -1,5 +1,5 @@
 -- name: pl_corrections
--- symbol: pl_sql_corrections
+-- symbol: PL_SQL_CORRECTIONS
 -- params: timestamptz, timestamptz
 -- param-format: text
 -- result-format: text

@@ -1,5 +1,5 @@
 -- name: pl_cron_present
--- symbol: pl_sql_cron_present
+-- symbol: PL_SQL_CRON_PRESENT
 -- params: none
 -- param-format: text
 -- result-format: text

@@ -1,5 +1,5 @@
 -- name: pl_cron_schedule
--- symbol: pl_sql_cron_schedule
+-- symbol: PL_SQL_CRON_SCHEDULE
 -- params: text, text, text
 -- param-format: text
 -- result-format: text

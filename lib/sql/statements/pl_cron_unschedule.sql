@@ -1,5 +1,5 @@
 -- name: pl_cron_unschedule
--- symbol: pl_sql_cron_unschedule
+-- symbol: PL_SQL_CRON_UNSCHEDULE
 -- params: text
 -- param-format: text
 -- result-format: text

@@ -1,5 +1,5 @@
 -- name: pl_current
--- symbol: PL_STMT_CURRENT_PLAIN
+-- symbol: PL_SQL_CURRENT_PLAIN
 -- params: text, text
 -- param-format: binary
 -- result-format: binary

@@ -1,5 +1,5 @@
 -- name: pl_current_cached
--- symbol: PL_STMT_CURRENT
+-- symbol: PL_SQL_CURRENT
 -- params: text, text
 -- param-format: binary
 -- result-format: binary

@@ -1,5 +1,5 @@
 -- name: pl_dashboard_base
--- symbol: pl_sql_dashboard_base
+-- symbol: PL_SQL_DASHBOARD_BASE
 -- params: timestamptz, timestamptz, text
 -- param-format: text
 -- result-format: text

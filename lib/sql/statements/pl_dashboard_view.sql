@@ -1,5 +1,5 @@
 -- name: pl_dashboard_view
--- symbol: pl_sql_dashboard_view
+-- symbol: PL_SQL_DASHBOARD_VIEW
 -- params: timestamptz, timestamptz, text
 -- param-format: text
 -- result-format: text

@@ -1,5 +1,5 @@
 -- name: pl_dashboard_view_state
--- symbol: pl_sql_dashboard_view_state
+-- symbol: PL_SQL_DASHBOARD_VIEW_STATE
 -- params: none
 -- param-format: text
 -- result-format: text

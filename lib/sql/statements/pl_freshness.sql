@@ -1,5 +1,5 @@
 -- name: pl_freshness
--- symbol: pl_sql_freshness
+-- symbol: PL_SQL_FRESHNESS
 -- params: none
 -- param-format: text
 -- result-format: text

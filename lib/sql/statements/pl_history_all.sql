@@ -1,5 +1,5 @@
 -- name: pl_history_all
--- symbol: PL_STMT_HISTORY_ALL
+-- symbol: PL_SQL_HISTORY_ALL
 -- params: text
 -- param-format: binary
 -- result-format: binary

@@ -1,5 +1,5 @@
 -- name: pl_history_field
--- symbol: PL_STMT_HISTORY_FIELD
+-- symbol: PL_SQL_HISTORY_FIELD
 -- params: text, text
 -- param-format: binary
 -- result-format: binary

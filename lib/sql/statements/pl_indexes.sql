@@ -1,5 +1,5 @@
 -- name: pl_indexes
--- symbol: pl_sql_indexes
+-- symbol: PL_SQL_INDEXES
 -- params: text
 -- param-format: text
 -- result-format: text

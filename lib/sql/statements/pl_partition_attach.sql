@@ -1,5 +1,5 @@
 -- name: pl_partition_attach
--- symbol: pl_sql_partition_attach
+-- symbol: PL_SQL_PARTITION_ATTACH
 -- params: text
 -- param-format: text
 -- result-format: text

@@ -1,5 +1,5 @@
 -- name: pl_partitions_detach
--- symbol: pl_sql_partitions_detach
+-- symbol: PL_SQL_PARTITIONS_DETACH
 -- params: timestamptz
 -- param-format: text
 -- result-format: text

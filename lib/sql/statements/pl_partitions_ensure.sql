@@ -1,5 +1,5 @@
 -- name: pl_partitions_ensure
--- symbol: pl_sql_partitions_ensure
+-- symbol: PL_SQL_PARTITIONS_ENSURE
 -- params: int4
 -- param-format: text
 -- result-format: text

@@ -1,5 +1,5 @@
 -- name: pl_partitions_list
--- symbol: pl_sql_partitions_list
+-- symbol: PL_SQL_PARTITIONS_LIST
 -- params: none
 -- param-format: text
 -- result-format: text

@@ -1,5 +1,5 @@
 -- name: pl_pgss_present
--- symbol: pl_sql_pgss_present
+-- symbol: PL_SQL_PGSS_PRESENT
 -- params: none
 -- param-format: text
 -- result-format: text

@@ -1,5 +1,5 @@
 -- name: pl_range_all
--- symbol: PL_STMT_RANGE_ALL
+-- symbol: PL_SQL_RANGE_ALL
 -- params: text, timestamptz, timestamptz
 -- param-format: binary
 -- result-format: binary

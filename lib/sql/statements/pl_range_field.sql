@@ -1,5 +1,5 @@
 -- name: pl_range_field
--- symbol: PL_STMT_RANGE_FIELD
+-- symbol: PL_SQL_RANGE_FIELD
 -- params: text, text, timestamptz, timestamptz
 -- param-format: binary
 -- result-format: binary

@@ -1,5 +1,5 @@
 -- name: pl_refresh
--- symbol: pl_sql_refresh
+-- symbol: PL_SQL_REFRESH
 -- params: none
 -- param-format: text
 -- result-format: text

@@ -1,5 +1,5 @@
 -- name: pl_refresh_errors
--- symbol: pl_sql_refresh_errors
+-- symbol: PL_SQL_REFRESH_ERRORS
 -- params: none
 -- param-format: text
 -- result-format: text

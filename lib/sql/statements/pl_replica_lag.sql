@@ -1,5 +1,5 @@
 -- name: pl_replica_lag
--- symbol: PL_STMT_REPLICA_LAG
+-- symbol: PL_SQL_REPLICA_LAG
 -- params: none
 -- param-format: binary
 -- result-format: binary

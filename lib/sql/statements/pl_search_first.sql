@@ -1,5 +1,5 @@
 -- name: pl_search_first
--- symbol: pl_sql_search_first
+-- symbol: PL_SQL_SEARCH_FIRST
 -- params: jsonb, int8
 -- param-format: text
 -- result-format: binary

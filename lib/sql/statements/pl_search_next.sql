@@ -1,5 +1,5 @@
 -- name: pl_search_next
--- symbol: pl_sql_search_next
+-- symbol: PL_SQL_SEARCH_NEXT
 -- params: jsonb, int8, timestamptz, int8
 -- param-format: text
 -- result-format: binary

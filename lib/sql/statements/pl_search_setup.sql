@@ -1,5 +1,5 @@
 -- name: pl_search_setup
--- symbol: pl_sql_search_setup
+-- symbol: PL_SQL_SEARCH_SETUP
 -- params: none
 -- param-format: text
 -- result-format: text

@@ -1,5 +1,5 @@
 -- name: pl_search_setup_all
--- symbol: pl_sql_search_setup_all
+-- symbol: PL_SQL_SEARCH_SETUP_ALL
 -- params: none
 -- param-format: text
 -- result-format: text

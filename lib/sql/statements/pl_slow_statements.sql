@@ -1,5 +1,5 @@
 -- name: pl_slow_statements
--- symbol: pl_sql_slow_statements
+-- symbol: PL_SQL_SLOW_STATEMENTS
 -- params: int4
 -- param-format: text
 -- result-format: text

@@ -1,5 +1,5 @@
 -- name: pl_snapshot_current
--- symbol: PL_STMT_SNAPSHOT_CURRENT
+-- symbol: PL_SQL_SNAPSHOT_CURRENT
 -- params: text
 -- param-format: binary
 -- result-format: binary

@@ -1,5 +1,5 @@
 -- name: pl_snapshot_t
--- symbol: PL_STMT_SNAPSHOT_T
+-- symbol: PL_SQL_SNAPSHOT_T
 -- params: text, timestamptz
 -- param-format: binary
 -- result-format: binary

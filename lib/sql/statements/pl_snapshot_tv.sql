@@ -1,5 +1,5 @@
 -- name: pl_snapshot_tv
--- symbol: PL_STMT_SNAPSHOT_TV
+-- symbol: PL_SQL_SNAPSHOT_TV
 -- params: text, timestamptz, timestamptz
 -- param-format: binary
 -- result-format: binary
