@@ -449,6 +449,21 @@ PL_EXTERN int pl_import_batch(pl_receipt *out, pl_ledger *l,
                               const pl_change *changes,
                               const pl_time *transaction_times, size_t n);
 
+/**
+ * Checks @p n changes exactly as pl_insert_batch() does before any I/O,
+ * without a ledger and without writing anything: for validating input (a
+ * file, a request) before connecting, or before a long import in several
+ * batches.
+ * @param changes array of @p n changes.
+ * @param n 1..#PL_MAX_BATCH (0 is #PL_OK).
+ * @return #PL_OK when pl_insert_batch() would accept them as input (the
+ *         server may still refuse what only it can judge, such as a
+ *         valid_to before a server-assigned valid_from or a reused
+ *         idempotency key); #PL_EINVAL naming the first bad change by
+ *         index and field (`changes[3].new_value: ...`).
+ */
+PL_EXTERN int pl_validate_changes(const pl_change *changes, size_t n);
+
 /* ------------------------------------------------------------------------ */
 /* Results                                                                   */
 /* ------------------------------------------------------------------------ */

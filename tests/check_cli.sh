@@ -414,6 +414,17 @@ bad_lib_line "empty idempotency key" '{"entity_id":"e","field_name":"f","new_val
 bad_lib_line "entity_id too long" "{\"entity_id\":\"$(printf 'x%.0s' {1..1025})\",\"field_name\":\"f\",\"new_value\":1,\"source_type\":\"s\"}" "entity_id: longer than 1024 bytes"
 bad_lib_line "bad nested value, at its column" '{"entity_id":"日本","field_name":"f","new_value":[1,,2],"source_type":"s"}' "line 2, column 48: invalid argument: new_value: invalid JSON"
 equals "rejected lines wrote nothing" "$(rows)" 1
+# The library's checks (pl_validate_changes) run before connecting: the
+# same input against a server that does not exist is still a usage error.
+bad "library check before connecting" "${NOPG[@]}" insert --entity e --field f --value '{' --source s &&
+    contains "library check names the option" "$ERR" "new_value: invalid JSON" &&
+    contains "library check names --value" "$ERR" "(--value)"
+bad "unstorable number before connecting" "${NOPG[@]}" insert --entity e --field f --value 1e1000000 --source s &&
+    contains "unstorable number named" "$ERR" "new_value: the number 1e1000000"
+printf '%s\n' '{"entity_id":"e","field_name":"f","new_value":1,"source_type":"s"}' \
+    '{"entity_id":"e","field_name":"f","new_value":1.5.5,"source_type":"s"}' >"$TMP/in"
+STDIN=$TMP/in bad "stdin: library check before connecting" "${NOPG[@]}" insert --stdin &&
+    contains "stdin: library check line" "$ERR" "line 2, column 47: invalid argument: new_value: invalid JSON"
 
 # Numbers the library accepts are accepted on both paths, and kept.
 run "insert 1e400 by option" 0 "${G[@]}" insert --entity huge_1 --field opt --value 1e400 --source api

@@ -175,6 +175,17 @@ done:
     return rc;
 }
 
+int pl_validate_changes(const pl_change *changes, size_t n)
+{
+    if (n == 0)
+        return PL_OK;
+    if (!changes)
+        return pl_fail(PL_EINVAL, "changes: NULL");
+    if (n > PL_MAX_BATCH)
+        return pl_fail(PL_EINVAL, "n: %zu is more than PL_MAX_BATCH (%d)", n, PL_MAX_BATCH);
+    return validate_all(changes, NULL, n, 1);
+}
+
 static int insert_call(pl_receipt *out, pl_ledger *l, const pl_change *c)
 {
     if (!l)

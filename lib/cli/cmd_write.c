@@ -113,10 +113,21 @@ static int insert_one(cli *c)
         (st = cli_parse_time(c, "--valid-to", t, 0, 0, 1, &ch.valid_to)) != CLI_OK)
         return st;
 
+    /* Checked before connecting: bad input is a usage error whether or
+     * not the server can be reached. */
+    int rc = pl_validate_changes(&ch, 1);
+    if (rc != PL_OK) {
+        const char *msg = pl_errmsg();
+        if (strncmp(msg, "changes[0].", 11) == 0)
+            msg += 11;
+        const char *opt = option_of(msg);
+        cli_note(c, "%s: %s%s%s%s", pl_strerror(rc), msg, opt ? " (" : "", opt ? opt : "", opt ? ")" : "");
+        return rc == PL_EINVAL ? CLI_USAGE : CLI_ERROR;
+    }
     if ((st = cli_open(c)) != CLI_OK)
         return st;
     pl_receipt r;
-    int rc = pl_insert(&r, c->l, &ch);
+    rc = pl_insert(&r, c->l, &ch);
     if (rc != PL_OK) {
         const char *opt = rc == PL_EINVAL ? option_of(pl_errmsg()) : NULL;
         char ctx[64];
@@ -349,8 +360,7 @@ static int read_lines(const cli *c, FILE *f, changes *cs)
         }
         if (blank(text, n))
             continue;
-        /* One slot more than the changes, for check_lines()'s sentinel. */
-        if (cs->n + 1 >= cs->cap) {
+        if (cs->n >= cs->cap) {
             size_t cap = cs->cap ? cs->cap * 2 : 1024;
             pl_change *ch = realloc(cs->ch, cap * sizeof *ch);
             if (ch)
@@ -430,36 +440,19 @@ static int report_line(const cli *c, const changes *cs, size_t idx, int rc, cons
     return rc == PL_EINVAL ? CLI_USAGE : CLI_ERROR;
 }
 
-/* Has the library check every change before the first is written, so that
- * one bad line writes nothing even when the changes span many
- * transactions. The library has no call that only validates, but
- * pl_insert_batch() validates every change, in array order, before any
- * I/O, and names the first bad one: followed by a change that can never be
- * valid (no entity id), a chunk that the library would accept fails on
- * that sentinel, and nothing is sent. */
+/* Has the library check every change (pl_validate_changes, no I/O) before
+ * the first is written, so that one bad line writes nothing even when the
+ * changes span many transactions. */
 static int check_lines(const cli *c, changes *cs)
 {
-    const pl_change sentinel = PL_CHANGE_INIT;
-    size_t done = 0;
-    while (done < cs->n) {
-        size_t k = cs->n - done < (size_t)PL_MAX_BATCH - 1 ? cs->n - done
-                                                           : (size_t)PL_MAX_BATCH - 1;
-        pl_change kept = cs->ch[done + k]; /* the next chunk's first, or a spare slot */
-        cs->ch[done + k] = sentinel;
-        int rc = pl_insert_batch(NULL, c->l, cs->ch + done, k + 1);
-        cs->ch[done + k] = kept;
+    for (size_t done = 0; done < cs->n;) {
+        size_t k = cs->n - done < (size_t)PL_MAX_BATCH ? cs->n - done : (size_t)PL_MAX_BATCH;
+        int rc = pl_validate_changes(cs->ch + done, k);
         size_t idx;
-        if (rc == PL_EINVAL && sscanf(pl_errmsg(), "changes[%zu]", &idx) == 1 && idx <= k) {
-            if (idx < k)
-                return report_line(c, cs, done + idx, rc, "nothing was written");
-        } else if (rc == PL_OK) {
-            /* Cannot be: the library requires an entity id. */
-            cli_note(c, "the library accepted a change without entity_id (lines %ld-%ld)",
-                     cs->line[done], cs->line[done + k - 1]);
-            return CLI_ERROR;
-        } else {
+        if (rc == PL_EINVAL && sscanf(pl_errmsg(), "changes[%zu]", &idx) == 1 && idx < k)
+            return report_line(c, cs, done + idx, rc, "nothing was written");
+        if (rc != PL_OK)
             return cli_fail(c, rc, "(checking the lines; nothing was written)");
-        }
         done += k;
     }
     return CLI_OK;
@@ -510,7 +503,7 @@ static int insert_stdin(cli *c, int implicit)
         changes_free(&cs);
         return st;
     }
-    if (cs.n > 0 && ((st = cli_open(c)) != CLI_OK || (st = check_lines(c, &cs)) != CLI_OK)) {
+    if (cs.n > 0 && ((st = check_lines(c, &cs)) != CLI_OK || (st = cli_open(c)) != CLI_OK)) {
         changes_free(&cs);
         return st;
     }
