@@ -39,9 +39,12 @@ START_TEST(config_version_1_struct_is_all_that_is_touched)
 {
     /* Version 1 is the struct up to allow_import: what 0.1.0 programs have. */
     size_t v1 = offsetof(pl_config, allow_import) + sizeof(int);
+    /* As a 0.1.0 program's struct: its size rounded up to the alignment
+     * (the padding is the caller's, never written by the library). */
+    size_t align = _Alignof(pl_config);
     void *map;
     size_t maplen;
-    pl_config *cfg = guarded(v1, &map, &maplen);
+    pl_config *cfg = guarded((v1 + align - 1) / align * align, &map, &maplen);
     (pl_config_init)(cfg); /* the 0.1.0 entry point, not the macro */
     ck_assert_uint_eq(cfg->version, 1);
     ck_assert_uint_eq(cfg->pool_size, 8);
@@ -56,6 +59,11 @@ START_TEST(config_version_1_struct_is_all_that_is_touched)
     pl_close(l);
 
     pl_config_init_version(cfg, 1, v1);
+    /* The padding after allow_import is not touched either. */
+    memset((char *)cfg + v1, 0x77, (v1 + align - 1) / align * align - v1);
+    pl_config_init_version(cfg, 1, v1);
+    for (size_t i = v1; i < (v1 + align - 1) / align * align; i++)
+        ck_assert_uint_eq(((unsigned char *)cfg)[i], 0x77);
     ck_assert_uint_eq(cfg->version, 1);
     ck_assert_uint_eq(cfg->statement_timeout_ms, 30000);
     munmap(map, maplen);
@@ -390,6 +398,39 @@ START_TEST(conninfo_connect_timeout_wins)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* Every statement reaches the metrics                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Heavy and maintenance statements go through the same path as point
+ * reads, so pl_health's latency alerts see them too. */
+START_TEST(every_statement_is_measured)
+{
+    pl_ledger *l = tu_open_new(0, 0);
+    load_audit_rows(l, "metrics-src");
+    pl_table *t = NULL;
+    tu_ok(pl_dashboard_changes(&t, l, PL_TIME_ANY, PL_TIME_NOW, NULL, 0));
+    pl_table_free(t);
+    tu_ok(pl_partitions_list(&t, l));
+    pl_table_free(t);
+    pl_iter *it = NULL;
+    tu_ok(pl_audit_open(&it, l, "metrics-src", PL_TIME_ANY, PL_TIME_ANY));
+    ck_assert_int_eq(read_all(it, NULL), AUDIT_ROWS);
+    pl_iter_free(it);
+    int created = 0;
+    tu_ok(pl_partitions_ensure(&created, l, 2));
+    char *health = NULL;
+    tu_ok(pl_health(&health, l));
+    static const char *const ops[] = {"\"pl_append\"", "\"pl_dashboard_base\"", "\"pl_partitions_list\"",
+                                      "\"pl_audit\"", "\"pl_cursor_fetch\"", "\"pl_tx_read_snapshot\"",
+                                      "\"pl_partitions_ensure\"", "\"migration\""};
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+        ck_assert_msg(strstr(health, ops[i]) != NULL, "no metrics of %s in pl_health", ops[i]);
+    pl_free(health);
+    pl_close(l);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_servers();
@@ -407,6 +448,7 @@ int main(void)
         {"pool_of_one_serves_point_calls_beside_an_iterator", pool_of_one_serves_point_calls_beside_an_iterator},
         {"allow_stale_falls_back_to_primary", allow_stale_falls_back_to_primary},
         {"conninfo_connect_timeout_wins", conninfo_connect_timeout_wins},
+        {"every_statement_is_measured", every_statement_is_measured},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         TCase *tc = tu_tcase(cases[i].name, 120);

@@ -1,5 +1,6 @@
-/* Configuration, open and close, the handle's lifetime, the read path
- * (pl_read), migrations, statistics. */
+/* The handle: configuration (versions, checks), open and close, its
+ * lifetime (references, calls racing with pl_close), migrations,
+ * statistics. */
 #include "ledger.h"
 
 #include <stddef.h>
@@ -310,11 +311,12 @@ int pl_open(pl_ledger **out, const pl_config *caller_cfg)
 /* Migrations                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* The scalar answer of a statement without parameters (text results). */
-static int scalar(pl_db_session *s, int stmt, char *buf, size_t len)
+/* The scalar answer of a statement without parameters (text results), in
+ * session s, or on its own when s is NULL. */
+static int scalar(pl_db *db, pl_db_session *s, int stmt, char *buf, size_t len)
 {
     PGresult *r = NULL;
-    int rc = pl_db_session_run(s, stmt, NULL, NULL, &r);
+    int rc = s ? pl_db_session_run(s, stmt, NULL, NULL, &r) : pl_db_run(db, stmt, NULL, NULL, 0, &r);
     buf[0] = '\0';
     if (rc == PL_OK && PQntuples(r) == 1 && PQnfields(r) == 1)
         snprintf(buf, len, "%s", PQgetvalue(r, 0, 0));
@@ -325,18 +327,18 @@ static int scalar(pl_db_session *s, int stmt, char *buf, size_t len)
 static int run(pl_db_session *s, int stmt)
 {
     char ignored[8];
-    return scalar(s, stmt, ignored, sizeof ignored);
+    return scalar(s->db, s, stmt, ignored, sizeof ignored);
 }
 
 /* The database's schema version, 0 when the schema does not exist yet. */
-static int db_version(pl_db_session *s, int *out)
+static int db_version(pl_db *db, pl_db_session *s, int *out)
 {
     char v[32];
     *out = 0;
-    int rc = scalar(s, PL_SQL_SCHEMA_VERSION_EXISTS, v, sizeof v);
+    int rc = scalar(db, s, PL_SQL_SCHEMA_VERSION_EXISTS, v, sizeof v);
     if (rc || v[0] != 't')
         return rc;
-    if ((rc = scalar(s, PL_SQL_SCHEMA_VERSION_MAX, v, sizeof v)) == PL_OK)
+    if ((rc = scalar(db, s, PL_SQL_SCHEMA_VERSION_MAX, v, sizeof v)) == PL_OK)
         *out = atoi(v);
     return rc;
 }
@@ -345,13 +347,7 @@ static int schema_version_call(int *out_db, pl_ledger *l)
 {
     if (!out_db || !l)
         return pl_fail(PL_EINVAL, "pl_schema_version: NULL argument");
-    pl_db_session s;
-    int rc = pl_db_session_open(&s, l->db, PL_CLASS_POINT);
-    if (rc)
-        return rc;
-    rc = db_version(&s, out_db);
-    pl_db_session_close(&s);
-    return rc;
+    return db_version(l->db, NULL, out_db);
 }
 
 int pl_schema_version(int *out_db, pl_ledger *l)
@@ -364,9 +360,9 @@ static int migrate_on(pl_ledger *l, pl_db_session *s)
     int rc;
     int have = 0;
     /* One migrator at a time per schema, across every process. */
-    if ((rc = run(s, PL_SQL_TX_BEGIN)) || (rc = run(s, PL_SQL_MIGRATE_LOCK)) ||
-        (rc = run(s, PL_SQL_MIGRATE_NO_BODY_CHECK)) || (rc = run(s, PL_SQL_MIGRATE_SCHEMA)) ||
-        (rc = run(s, PL_SQL_MIGRATE_VERSION_TABLE)) || (rc = db_version(s, &have)))
+    if ((rc = run(s, PL_SQL_MIGRATE_LOCK)) || (rc = run(s, PL_SQL_MIGRATE_NO_BODY_CHECK)) ||
+        (rc = run(s, PL_SQL_MIGRATE_SCHEMA)) || (rc = run(s, PL_SQL_MIGRATE_VERSION_TABLE)) ||
+        (rc = db_version(s->db, s, &have)))
         goto fail;
     if (have > (int)pl_migration_count) {
         rc = pl_fail(PL_ESCHEMA, "schema %s is at version %d, newer than this library's %d",
@@ -413,7 +409,7 @@ static int migrate_call(pl_ledger *l)
     /* DDL on a big ledger may take long: a maintenance session has an
      * hour, not the statement deadline. */
     pl_db_session s;
-    int rc = pl_db_session_open(&s, l->db, PL_CLASS_MAINTENANCE);
+    int rc = pl_db_session_begin(&s, l->db, PL_CLASS_MAINTENANCE, PL_SQL_TX_BEGIN);
     if (rc)
         return rc;
     rc = migrate_on(l, &s);

@@ -5,9 +5,9 @@
  *    MAC key, disabling the cache, recovery and epoch markers);
  *  - listen.c: the LISTEN thread for rows written with plain SQL;
  *  - scripts.c: the Lua scripts, cache_codec.c: the pure parts.
- * Only pl_cache_create (which copies the configuration below) and the two
- * PostgreSQL entry points, pg_run (lease.c) and pg_listen_open (listen.c),
- * use the ledger; everything else reads pl_cache.cfg. */
+ * PostgreSQL is reached only through the db layer (db/exec.h), by two
+ * functions: pg_run (lease.c) and pg_listen_open (listen.c); the
+ * configuration is pl_cache.cfg, copied by pl_cache_create. */
 #ifndef PL_CACHE_INT_H
 #define PL_CACHE_INT_H
 
@@ -22,10 +22,6 @@
 
 #define INTENT_TTL_MS 3000u       /* how long a write intent stays in force */
 #define HORIZON_SLOTS 4096u       /* power of two */
-
-/* What the cache needs of the ledger's configuration, copied by
- * pl_cache_create. Strings are borrowed from the ledger's own copies,
- * which outlive the cache. */
 
 typedef struct lease {
     int valid;

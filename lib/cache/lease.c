@@ -4,7 +4,8 @@
  * secret), disabling the cache for every process, and recovery when Redis
  * lost data (pl_cache_recover(), epoch markers and table cache_marks). Why
  * each is needed is argued at the top of cache.c. Every statement goes
- * through pg_run, the only function here that uses the ledger. */
+ * through pg_run, the only function here that reaches PostgreSQL (through
+ * db/exec.h, with the retry rules of an idempotent write). */
 #include "cache_int.h"
 
 #include <openssl/core_names.h>

@@ -4,7 +4,9 @@
  * library wrote), that drops the cached answers of each entity it hears of. A gap in
  * listening (the connection broke) is treated like a write that could not
  * invalidate: the cache is disabled. The connection comes from
- * pg_listen_open, the only function here that uses the ledger. */
+ * pg_listen_open, the only function here that reaches PostgreSQL (a
+ * dedicated connection from db/exec.h, LISTENing with the registry's
+ * pl_listen_external). */
 #include "cache_int.h"
 
 #include <libpq-fe.h>

@@ -18,9 +18,7 @@ static int run(pl_cursor *cur, int stmt)
 static int open_on(pl_cursor *cur, const char *declare, int select_stmt, const char *const *values,
                    int setup_stmt)
 {
-    int rc = run(cur, PL_SQL_TX_READ_SNAPSHOT);
-    if (!rc && setup_stmt >= 0)
-        rc = run(cur, setup_stmt);
+    int rc = setup_stmt >= 0 ? run(cur, setup_stmt) : PL_OK;
     if (rc)
         return rc;
     PGresult *res = NULL;
@@ -41,19 +39,10 @@ int pl_cursor_open(pl_cursor *cur, pl_db *db, int select_stmt, const char *const
         return pl_fail(PL_ENOMEM, "out of memory");
     memcpy(declare, prefix, sizeof prefix - 1);
     memcpy(declare + sizeof prefix - 1, select, strlen(select) + 1);
-    int rc = PL_OK;
-    /* A pooled connection found dead on first use is replaced once:
-     * nothing has been read yet. */
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if ((rc = pl_db_session_open(&cur->session, db, PL_CLASS_HEAVY)))
-            break;
-        rc = open_on(cur, declare, select_stmt, values, setup_stmt);
-        if (rc == PL_OK)
-            break;
+    /* A connection found dead by the BEGIN is replaced (db/exec.c). */
+    int rc = pl_db_session_begin(&cur->session, db, PL_CLASS_HEAVY, PL_SQL_TX_READ_SNAPSHOT);
+    if (rc == PL_OK && (rc = open_on(cur, declare, select_stmt, values, setup_stmt)))
         pl_cursor_close(cur, 0);
-        if (rc != PL_ECONNECT)
-            break;
-    }
     free(declare);
     return rc;
 }

@@ -221,12 +221,32 @@ int pl_db_run(pl_db *db, int stmt, const char *const *values, const int *lengths
     return rc;
 }
 
-int pl_db_session_open(pl_db_session *s, pl_db *db, int cls)
+int pl_db_session_begin(pl_db_session *s, pl_db *db, int cls, int begin_stmt)
 {
     s->db = db;
     s->cls = cls;
     s->conn = NULL;
-    return acquire(db->primary, cls, &s->conn);
+    const struct retry_rule *rule = &rules[pl_sql_registry[begin_stmt].class];
+    const pl_pool_stmt st = pool_stmt(db, begin_stmt);
+    int rc = PL_OK, phase = PL_PHASE_NONE, result_retries = 0;
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        pl_conn *c;
+        if ((rc = acquire(db->primary, cls, &c)))
+            return rc;
+        PGresult *res = NULL;
+        uint64_t start = pl_mono_us();
+        rc = exec_on(db->primary, c, &st, NULL, NULL, &res, &phase);
+        pl_metrics_record(&db->metrics, begin_stmt, pl_mono_us() - start, rc != PL_OK);
+        PQclear(res);
+        if (rc == PL_OK) {
+            s->conn = c;
+            return PL_OK;
+        }
+        release(db->primary, c);
+        if (!may_retry(rule, phase, 0, &result_retries))
+            break;
+    }
+    return rc;
 }
 
 int pl_db_session_run(pl_db_session *s, int stmt, const char *const *values, const int *lengths,

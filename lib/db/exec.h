@@ -68,9 +68,12 @@ typedef struct pl_db_session {
     int cls; /* enum pl_sql_class it was opened for */
 } pl_db_session;
 
-/* Takes a connection for a session of that class (its share and
- * deadline). Nothing is held on failure. */
-int pl_db_session_open(pl_db_session *s, pl_db *db, int cls);
+/* Takes a connection for a session of class cls (its share and deadline)
+ * and runs the session's first statement, begin_stmt (a BEGIN), with that
+ * statement's retry rules: a connection found dead by it is replaced, as
+ * for a single statement; later statements of the session are the
+ * caller's transaction and never run twice. Nothing is held on failure. */
+int pl_db_session_begin(pl_db_session *s, pl_db *db, int cls, int begin_stmt);
 /* Runs registry statement stmt on the session's connection (no retry: the
  * transaction is the caller's); metrics recorded. */
 int pl_db_session_run(pl_db_session *s, int stmt, const char *const *values, const int *lengths,
