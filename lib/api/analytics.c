@@ -68,7 +68,7 @@ static int changes_from_view(pl_table **out, pl_ledger *l, const char *const *va
 }
 
 static int dashboard_changes_call(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
-                         const char *source_type, unsigned flags)
+                                  const char *source_type, unsigned flags)
 {
     if (!out)
         return pl_fail(PL_EINVAL, "out: NULL");
@@ -191,7 +191,7 @@ static int cursor_parse(const char *cursor, const char *query, pl_time *tt, int6
 }
 
 static int search_metadata_call(pl_result **out, char **next_cursor, pl_ledger *l, const char *query,
-                       const char *cursor, size_t limit)
+                                const char *cursor, size_t limit)
 {
     if (next_cursor)
         *next_cursor = NULL;

@@ -175,15 +175,22 @@ done:
     return rc;
 }
 
-int pl_validate_changes(const pl_change *changes, size_t n)
+/* The array arguments of a batch (n == 0 is checked by the callers). */
+static int batch_args(const pl_change *changes, size_t n)
 {
-    if (n == 0)
-        return PL_OK;
     if (!changes)
         return pl_fail(PL_EINVAL, "changes: NULL");
     if (n > PL_MAX_BATCH)
         return pl_fail(PL_EINVAL, "n: %zu is more than PL_MAX_BATCH (%d)", n, PL_MAX_BATCH);
-    return validate_all(changes, NULL, n, 1);
+    return PL_OK;
+}
+
+int pl_validate_changes(const pl_change *changes, size_t n)
+{
+    if (n == 0)
+        return PL_OK;
+    int rc = batch_args(changes, n);
+    return rc ? rc : validate_all(changes, NULL, n, 1);
 }
 
 static int insert_call(pl_receipt *out, pl_ledger *l, const pl_change *c)
@@ -206,11 +213,8 @@ static int insert_batch_call(pl_receipt *out, pl_ledger *l, const pl_change *cha
         return pl_fail(PL_EINVAL, "ledger: NULL");
     if (n == 0)
         return PL_OK;
-    if (!changes)
-        return pl_fail(PL_EINVAL, "changes: NULL");
-    if (n > PL_MAX_BATCH)
-        return pl_fail(PL_EINVAL, "n: %zu is more than PL_MAX_BATCH (%d)", n, PL_MAX_BATCH);
-    return append(out, l, changes, NULL, n, 1);
+    int rc = batch_args(changes, n);
+    return rc ? rc : append(out, l, changes, NULL, n, 1);
 }
 
 int pl_insert_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes, size_t n)
@@ -219,7 +223,7 @@ int pl_insert_batch(pl_receipt *out, pl_ledger *l, const pl_change *changes, siz
 }
 
 static int import_batch_call(pl_receipt *out, pl_ledger *l, const pl_change *changes,
-                    const pl_time *transaction_times, size_t n)
+                             const pl_time *transaction_times, size_t n)
 {
     if (!l)
         return pl_fail(PL_EINVAL, "ledger: NULL");

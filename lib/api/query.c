@@ -135,9 +135,7 @@ static int run(pl_result **out, pl_ledger *l, const char *entity, query *q, unsi
     }
     int64_t staleness = 0;
     PGresult *res = NULL;
-    int rc;
-    int from_replica = 0;
-    rc = PL_OK;
+    int rc = PL_OK, from_replica = 0;
     if (use_replica) {
         /* A replica that cannot be reached must not make a read that
          * accepts staleness less available than one that does not: the
@@ -264,7 +262,7 @@ static int point(pl_result **out, pl_ledger *l, const char *entity_id, const cha
 }
 
 static int as_of_call(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
-             pl_time tx_time, pl_time valid_time, unsigned flags)
+                      pl_time tx_time, pl_time valid_time, unsigned flags)
 {
     static const point_shape as_of = {PL_SQL_CURRENT, PL_SQL_CURRENT_PLAIN, PL_SQL_ASOF_T,
                                        PL_SQL_ASOF_TV, 'c', 'a'};
@@ -284,7 +282,7 @@ int pl_current(pl_result **out, pl_ledger *l, const char *entity_id, const char 
 }
 
 static int snapshot_call(pl_result **out, pl_ledger *l, const char *entity_id, pl_time tx_time,
-                pl_time valid_time, unsigned flags)
+                         pl_time valid_time, unsigned flags)
 {
     static const point_shape snapshot = {PL_SQL_SNAPSHOT_CURRENT, -1, PL_SQL_SNAPSHOT_T,
                                          PL_SQL_SNAPSHOT_TV, 's', 'S'};
@@ -298,7 +296,7 @@ int pl_snapshot(pl_result **out, pl_ledger *l, const char *entity_id, pl_time tx
 }
 
 static int range_call(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
-             pl_time from, pl_time to, unsigned flags)
+                      pl_time from, pl_time to, unsigned flags)
 {
     int rc = check_common(out, l, entity_id);
     if (!rc && field_name)
@@ -332,7 +330,7 @@ int pl_range(pl_result **out, pl_ledger *l, const char *entity_id, const char *f
 }
 
 static int history_call(pl_result **out, pl_ledger *l, const char *entity_id, const char *field_name,
-               unsigned flags)
+                        unsigned flags)
 {
     int rc = check_common(out, l, entity_id);
     if (!rc && field_name)

@@ -192,22 +192,34 @@ static int may_retry(const struct retry_rule *r, int phase, unsigned flags, int 
     }
 }
 
-int pl_db_run(pl_db *db, int stmt, const char *const *values, const int *lengths, unsigned flags,
-              PGresult **out)
+/* Runs st on c and records its latency under op. */
+static int measured(pl_db *db, pl_pool *pool, pl_conn *c, int op, const pl_pool_stmt *st,
+                    const char *const *values, const int *lengths, PGresult **out, int *phase)
 {
-    *out = NULL;
-    pl_pool *pool = (flags & PL_RUN_REPLICA) ? db->replica : db->primary;
-    const int cls = pl_sql_registry[stmt].class;
-    const struct retry_rule *rule = &rules[cls];
+    uint64_t start = pl_mono_us();
+    int rc = exec_on(pool, c, st, values, lengths, out, phase);
+    pl_metrics_record(&db->metrics, op, pl_mono_us() - start, rc != PL_OK);
+    return rc;
+}
+
+/* Runs stmt on a connection of pool taken for class cls, as often as the
+ * statement's own retry rule allows. With keep, the connection of the
+ * attempt that succeeded is handed over instead of released. */
+static int run_retried(pl_db *db, pl_pool *pool, int cls, int stmt, const char *const *values,
+                       const int *lengths, unsigned flags, PGresult **out, pl_conn **keep)
+{
+    const struct retry_rule *rule = &rules[pl_sql_registry[stmt].class];
     const pl_pool_stmt st = pool_stmt(db, stmt);
     int rc = PL_OK, phase = PL_PHASE_NONE, result_retries = 0;
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         pl_conn *c;
         if ((rc = acquire(pool, cls, &c)))
             return rc;
-        uint64_t start = pl_mono_us();
-        rc = exec_on(pool, c, &st, values, lengths, out, &phase);
-        pl_metrics_record(&db->metrics, stmt, pl_mono_us() - start, rc != PL_OK);
+        rc = measured(db, pool, c, stmt, &st, values, lengths, out, &phase);
+        if (rc == PL_OK && keep) {
+            *keep = c;
+            return PL_OK;
+        }
         release(pool, c);
         if (rc == PL_OK || !may_retry(rule, phase, flags, &result_retries))
             break;
@@ -221,31 +233,22 @@ int pl_db_run(pl_db *db, int stmt, const char *const *values, const int *lengths
     return rc;
 }
 
+int pl_db_run(pl_db *db, int stmt, const char *const *values, const int *lengths, unsigned flags,
+              PGresult **out)
+{
+    *out = NULL;
+    pl_pool *pool = (flags & PL_RUN_REPLICA) ? db->replica : db->primary;
+    return run_retried(db, pool, pl_sql_registry[stmt].class, stmt, values, lengths, flags, out, NULL);
+}
+
 int pl_db_session_begin(pl_db_session *s, pl_db *db, int cls, int begin_stmt)
 {
     s->db = db;
     s->cls = cls;
     s->conn = NULL;
-    const struct retry_rule *rule = &rules[pl_sql_registry[begin_stmt].class];
-    const pl_pool_stmt st = pool_stmt(db, begin_stmt);
-    int rc = PL_OK, phase = PL_PHASE_NONE, result_retries = 0;
-    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        pl_conn *c;
-        if ((rc = acquire(db->primary, cls, &c)))
-            return rc;
-        PGresult *res = NULL;
-        uint64_t start = pl_mono_us();
-        rc = exec_on(db->primary, c, &st, NULL, NULL, &res, &phase);
-        pl_metrics_record(&db->metrics, begin_stmt, pl_mono_us() - start, rc != PL_OK);
-        PQclear(res);
-        if (rc == PL_OK) {
-            s->conn = c;
-            return PL_OK;
-        }
-        release(db->primary, c);
-        if (!may_retry(rule, phase, 0, &result_retries))
-            break;
-    }
+    PGresult *res = NULL;
+    int rc = run_retried(db, db->primary, cls, begin_stmt, NULL, NULL, 0, &res, &s->conn);
+    PQclear(res);
     return rc;
 }
 
@@ -254,27 +257,25 @@ int pl_db_session_run(pl_db_session *s, int stmt, const char *const *values, con
 {
     const pl_pool_stmt st = pool_stmt(s->db, stmt);
     int phase;
-    uint64_t start = pl_mono_us();
-    int rc = exec_on(s->db->primary, s->conn, &st, values, lengths, out, &phase);
-    pl_metrics_record(&s->db->metrics, stmt, pl_mono_us() - start, rc != PL_OK);
-    return rc;
+    return measured(s->db, s->db->primary, s->conn, stmt, &st, values, lengths, out, &phase);
 }
 
 int pl_db_session_text(pl_db_session *s, int stmt, const char *sql, int nparams,
                        const char *const *values, PGresult **out)
 {
-    int phase, rc;
-    uint64_t start = pl_mono_us();
-    if (nparams > 0) {
-        const pl_stmt_def *d = &pl_sql_registry[stmt];
-        const pl_pool_stmt st = {.id = -1, .name = d->name, .sql = sql, .nparams = nparams,
-                                 .types = NULL, .params_binary = 0, .result_binary = d->result_binary};
-        rc = pl_conn_exec(s->db->primary, s->conn, &st, values, NULL, out, &phase);
-    } else {
-        rc = pl_conn_exec_script(s->db->primary, s->conn, sql, out, &phase);
-    }
-    pl_metrics_record(&s->db->metrics, stmt, pl_mono_us() - start, rc != PL_OK);
-    return rc;
+    /* Never prepared; without parameters (and so with text results) it
+     * goes in the simple protocol (exec_on), as a script may need. */
+    const pl_pool_stmt st = {
+        .id = -1,
+        .name = "",
+        .sql = sql,
+        .nparams = nparams,
+        .types = NULL,
+        .params_binary = 0,
+        .result_binary = nparams > 0 && pl_sql_registry[stmt].result_binary,
+    };
+    int phase;
+    return measured(s->db, s->db->primary, s->conn, stmt, &st, values, NULL, out, &phase);
 }
 
 void pl_db_session_close(pl_db_session *s)
