@@ -113,8 +113,12 @@ enum pl_status {
     PL_EUNKNOWN = -9,   /**< The outcome of a write is unknown (the
                              connection broke during COMMIT). Retry with the
                              same idempotency key to land it exactly once. */
-    PL_EUNSUPPORTED = -10 /**< The server lacks a feature the call needs
+    PL_EUNSUPPORTED = -10, /**< The server lacks a feature the call needs
                                (for example the pg_cron extension). */
+    PL_EVERIFY = -11    /**< Something did not verify: a proof, a signature,
+                             a checkpoint, or the log against the rows
+                             (evidence of tampering or corruption; pl_verify()
+                             names what). */
 };
 
 /**
@@ -485,6 +489,12 @@ typedef struct pl_record {
     const char *source_type;
     const char *change_reason;  /**< Or NULL. */
     const char *metadata;       /**< JSON object text ("{}" when none). */
+    /* appended in ABI 1.3 (the library allocates records: they may grow) */
+    int erased;                 /**< Non-zero when pl_erase() erased this
+                                     record's values: new_value is "null",
+                                     old_value and change_reason NULL,
+                                     metadata "{}"; the times, entity, field
+                                     and source stay. */
 } pl_record;
 
 /** Number of records in @p r (0 for NULL). */
@@ -876,6 +886,286 @@ PL_EXTERN int pl_search_metadata(pl_result **out, char **next_cursor, pl_ledger 
  * over 100 ms.
  */
 PL_EXTERN int pl_health(char **json_out, pl_ledger *l);
+
+/* ------------------------------------------------------------------------ */
+/* Tamper evidence: a transparency log of the ledger                         */
+/* ------------------------------------------------------------------------ */
+/*
+ * Every record is a leaf of an RFC 9162 Merkle tree (README "Tamper
+ * evidence" documents the leaf byte for byte). A sealer (pl_seal) appends
+ * committed records to the tree in batches and signs a checkpoint in the
+ * C2SP tlog-checkpoint / signed-note formats with an Ed25519 key the
+ * database never sees. Anyone holding a checkpoint and the public key can
+ * check a record's inclusion, that a later log extends the checkpoint, and
+ * (pl_verify) that no sealed record was altered, removed or back-dated.
+ */
+
+/** Bytes in a SHA-256 hash: every hash of the log. */
+#define PL_HASH_SIZE 32
+
+/** An Ed25519 key, private (signs) or public (verifies). Free with
+ *  pl_key_free(). */
+typedef struct pl_key pl_key;
+
+/**
+ * Loads an Ed25519 key from a PEM file: a private key as
+ * `openssl genpkey -algorithm ed25519` writes it, or a public key as
+ * `openssl pkey -pubout` writes it.
+ * @return #PL_OK; #PL_EINVAL when @p pem_path is NULL, unreadable, or not an
+ *         Ed25519 key in PEM (the message names the file); #PL_ENOMEM.
+ */
+PL_EXTERN int pl_key_load(pl_key **out, const char *pem_path);
+
+/** As pl_key_load(), from PEM text in memory (@p len bytes). */
+PL_EXTERN int pl_key_parse(pl_key **out, const char *pem, size_t len);
+
+/** Non-zero when @p k can sign (it holds the private key). */
+PL_EXTERN int pl_key_has_private(const pl_key *k);
+
+/**
+ * The C2SP signed-note verifier key of @p k for the key name @p name:
+ * `<name>+<key hash, 8 lower-case hex digits>+<base64 of 0x01 || public key>`,
+ * as note verifiers and witnesses take it. Free with pl_free().
+ * @param name the key name, which is the log's origin: printable ASCII
+ *        without spaces or '+'.
+ */
+PL_EXTERN int pl_key_verifier_string(char **out, const pl_key *k, const char *name);
+
+/** Frees a key (its private part is wiped). NULL is fine. */
+PL_EXTERN void pl_key_free(pl_key *k);
+
+/**
+ * A checkpoint: the log's origin, size and root hash, as a signed note.
+ * Allocated by the library (it may grow); free with pl_checkpoint_free().
+ */
+typedef struct pl_checkpoint {
+    const char *origin;                       /**< The log's name (first line). */
+    int64_t tree_size;                        /**< Leaves the tree covers. */
+    unsigned char root_hash[PL_HASH_SIZE];    /**< RFC 9162 tree head. */
+    const char *note;                         /**< The whole signed note, text:
+                                                   save it to check later. */
+    size_t note_len;                          /**< Bytes in @c note. */
+    pl_time sealed_at;                        /**< When it was sealed, by the
+                                                   server's clock; #PL_TIME_ANY
+                                                   when parsed from a note. */
+} pl_checkpoint;
+
+/**
+ * The latest checkpoint stored in the ledger.
+ * @return #PL_OK; #PL_NOT_FOUND when nothing was ever sealed; an error.
+ */
+PL_EXTERN int pl_checkpoint_latest(pl_checkpoint **out, pl_ledger *l);
+
+/**
+ * Parses a checkpoint note (as pl_checkpoint.note holds it, or as a file
+ * saved from `provledger checkpoint`). The signature is not checked: see
+ * pl_checkpoint_verify().
+ * @return #PL_OK; #PL_EINVAL naming what is malformed.
+ */
+PL_EXTERN int pl_checkpoint_parse(pl_checkpoint **out, const char *note, size_t len);
+
+/**
+ * Checks that @p cp carries a valid Ed25519 signature by @p pub under the
+ * key name of its origin.
+ * @return #PL_OK; #PL_EVERIFY when no such signature verifies; #PL_EINVAL.
+ */
+PL_EXTERN int pl_checkpoint_verify(const pl_checkpoint *cp, const pl_key *pub);
+
+/** Frees a checkpoint. NULL is fine. */
+PL_EXTERN void pl_checkpoint_free(pl_checkpoint *cp);
+
+/** What one pl_seal() call did. Fields are only ever appended. */
+typedef struct pl_seal_info {
+    int64_t sealed;     /**< Records (and erasures) appended to the tree. */
+    int64_t backdated;  /**< Records refused: their transaction time is not
+                             after the last sealed record of their entity,
+                             which no committed write can produce (they stay
+                             unsealed; pl_verify() reports them BACKDATED). */
+    int64_t tree_size;  /**< Leaves after the call. */
+} pl_seal_info;
+
+/**
+ * Seals what is committed: appends to the tree every record (and erasure)
+ * whose transaction has ended and that is not sealed yet, in an order no
+ * later commit can change, and stores a new checkpoint signed with @p key.
+ * Writers never wait for it; one sealer runs at a time (another call waits).
+ * When nothing is new, the latest checkpoint is returned as it is (signed
+ * again only if @p key did not sign it).
+ * @param out receives the checkpoint (NULL to not receive it).
+ * @param info receives counts (NULL to not receive them).
+ * @param info_size sizeof(*info) as the caller knows it.
+ * @param key a private Ed25519 key.
+ * @param origin the log's name for checkpoints, or NULL for the one the
+ *        ledger's first seal recorded (default "provledger/<schema>"). It
+ *        cannot change once recorded (#PL_EINVAL naming "origin").
+ * @return #PL_OK; #PL_EINVAL; #PL_EVERIFY when the stored log does not
+ *         match its latest checkpoint (sealing stops; run pl_verify()); the
+ *         usual connection and database errors.
+ */
+PL_EXTERN int pl_seal(pl_checkpoint **out, pl_seal_info *info, size_t info_size, pl_ledger *l,
+                      const pl_key *key, const char *origin);
+
+/** A Merkle proof. Allocated by the library; free with pl_proof_free(). */
+typedef struct pl_proof {
+    int64_t record_id;                          /**< Inclusion: the record;
+                                                     0 for consistency. */
+    int64_t leaf_index;                         /**< Inclusion: its leaf;
+                                                     -1 for consistency. */
+    int64_t from_size;                          /**< Consistency: the older
+                                                     size; 0 for inclusion. */
+    int64_t tree_size;                          /**< The tree proved against. */
+    unsigned char leaf_hash[PL_HASH_SIZE];      /**< Inclusion: the leaf. */
+    unsigned char from_root[PL_HASH_SIZE];      /**< Consistency: root at
+                                                     @c from_size. */
+    unsigned char root_hash[PL_HASH_SIZE];      /**< Root at @c tree_size. */
+    size_t count;                               /**< Hashes in @c hashes. */
+    const unsigned char (*hashes)[PL_HASH_SIZE]; /**< The RFC 9162 proof. */
+} pl_proof;
+
+/**
+ * An RFC 9162 inclusion proof of a sealed record.
+ * @param cp the tree to prove against (its size and root), or NULL for the
+ *        latest checkpoint.
+ * @return #PL_OK; #PL_NOT_FOUND when the record does not exist or is not in
+ *         that tree; #PL_EVERIFY when the stored tree does not have @p cp's
+ *         root at its size; an error.
+ */
+PL_EXTERN int pl_prove_inclusion(pl_proof **out, pl_ledger *l, int64_t record_id,
+                                 const pl_checkpoint *cp);
+
+/**
+ * An RFC 9162 consistency proof from the tree of @p from_size leaves to @p cp's
+ * tree (or the latest checkpoint's when NULL).
+ * @return #PL_OK; #PL_EINVAL when @p from_size is not 1..tree size;
+ *         #PL_NOT_FOUND when nothing is sealed; #PL_EVERIFY as for
+ *         pl_prove_inclusion(); an error.
+ */
+PL_EXTERN int pl_prove_consistency(pl_proof **out, pl_ledger *l, int64_t from_size,
+                                   const pl_checkpoint *cp);
+
+/** Frees a proof. NULL is fine. */
+PL_EXTERN void pl_proof_free(pl_proof *p);
+
+/**
+ * Verifies an RFC 9162 inclusion proof: that the leaf of hash @p leaf_hash is
+ * leaf @p leaf_index of the tree of @p tree_size leaves with root @p root_hash.
+ * Needs no ledger.
+ * @return #PL_OK; #PL_EVERIFY when it does not verify (including an index
+ *         not below the size, or a proof of the wrong length); #PL_EINVAL for
+ *         NULL hashes.
+ */
+PL_EXTERN int pl_verify_inclusion(const unsigned char leaf_hash[PL_HASH_SIZE], int64_t leaf_index,
+                                  int64_t tree_size, const unsigned char (*proof)[PL_HASH_SIZE],
+                                  size_t count, const unsigned char root_hash[PL_HASH_SIZE]);
+
+/**
+ * Verifies an RFC 9162 consistency proof: that the tree of @p to_size leaves
+ * with root @p to_root extends the tree of @p from_size leaves with root
+ * @p from_root. Equal sizes need an empty proof and equal roots. Needs no
+ * ledger.
+ * @return #PL_OK; #PL_EVERIFY; #PL_EINVAL for NULL hashes.
+ */
+PL_EXTERN int pl_verify_consistency(int64_t from_size, int64_t to_size,
+                                    const unsigned char from_root[PL_HASH_SIZE],
+                                    const unsigned char to_root[PL_HASH_SIZE],
+                                    const unsigned char (*proof)[PL_HASH_SIZE], size_t count);
+
+/**
+ * The RFC 9162 leaf hash SHA-256(0x00 || leaf) of @p len bytes (a leaf as
+ * README "Tamper evidence" encodes it).
+ * @return #PL_OK; #PL_EINVAL when @p out is NULL, or @p leaf is NULL with
+ *         @p len > 0.
+ */
+PL_EXTERN int pl_leaf_hash(unsigned char out[PL_HASH_SIZE], const void *leaf, size_t len);
+
+/** Kinds of pl_verify() findings. Values are never renumbered. */
+enum pl_finding_kind {
+    PL_FINDING_ALTERED = 1,      /**< A sealed record's content differs
+                                      from its leaf. */
+    PL_FINDING_MISSING = 2,      /**< A sealed record is gone. */
+    PL_FINDING_BACKDATED = 3,    /**< A record not in the log whose
+                                      transaction time is not after the last
+                                      sealed record of its entity. */
+    PL_FINDING_LOG_MISMATCH = 4, /**< The stored tree or checkpoints were
+                                      rewritten or truncated. */
+    PL_FINDING_INCONSISTENT = 5, /**< The checkpoint the auditor kept is not
+                                      a prefix of the log. */
+    PL_FINDING_BAD_SIGNATURE = 6, /**< A checkpoint is not signed by the
+                                       pinned key. */
+    PL_FINDING_ERASED = 7        /**< Informational: the record's values
+                                      were erased by pl_erase(); its leaf
+                                      still verifies. */
+};
+
+/** The finding's name as the CLI prints it ("ALTERED", ...), or "UNKNOWN". */
+PL_EXTERN const char *pl_finding_name(int kind);
+
+/** One finding, borrowed for the duration of the callback. */
+typedef struct pl_finding {
+    int kind;                /**< One of #pl_finding_kind. */
+    int64_t id;              /**< The record, or 0 when not about one. */
+    int64_t leaf_index;      /**< Its leaf, or -1. */
+    const char *entity_id;   /**< The record's entity when known, or NULL. */
+    const char *detail;      /**< What differs, in English. */
+} pl_finding;
+
+/** Receives findings; return 0 to go on, non-zero to stop pl_verify(). */
+typedef int (*pl_finding_fn)(void *ctx, const pl_finding *f);
+
+/** What pl_verify() checked. Fields are only ever appended. */
+typedef struct pl_verify_summary {
+    int64_t records;        /**< Ledger rows read. */
+    int64_t tree_size;      /**< Leaves in the stored log. */
+    int64_t checkpoints;    /**< Stored checkpoints checked. */
+    int64_t unsealed;       /**< Rows not sealed yet (not findings). */
+    int64_t findings;       /**< Findings reported, ERASED included. */
+    int64_t by_kind[8];     /**< Findings by #pl_finding_kind. */
+} pl_verify_summary;
+
+/**
+ * Verifies the ledger from outside: recomputes every leaf from the rows
+ * (client side), rebuilds the tree, compares the stored leaves, interior
+ * hashes and checkpoints, checks every checkpoint's signature with the
+ * pinned key @p pub, and checks that the log extends @p trusted. Reports
+ * each finding to @p fn.
+ * @param summary receives counts (NULL to not receive them).
+ * @param summary_size sizeof(*summary) as the caller knows it.
+ * @param l the ledger, or NULL when @p export_dir is given.
+ * @param export_dir a directory written by pl_export() to verify instead of
+ *        the database (no database needed), or NULL.
+ * @param pub the pinned public (or private) key.
+ * @param trusted a checkpoint the auditor kept, or NULL.
+ * @return #PL_OK when every finding (if any) is #PL_FINDING_ERASED;
+ *         #PL_EVERIFY when another finding was reported; an error when the
+ *         check could not run (then findings may be incomplete).
+ */
+PL_EXTERN int pl_verify(pl_verify_summary *summary, size_t summary_size, pl_ledger *l,
+                        const char *export_dir, const pl_key *pub, const pl_checkpoint *trusted,
+                        pl_finding_fn fn, void *ctx);
+
+/**
+ * Legal erasure of one entity: removes every value of its records (new and
+ * old value, metadata, change reason) from the ledger, its latest state, the
+ * views and the cache, and the key of its value commitments; the records,
+ * their times and the log stay, reads return them with pl_record.erased set,
+ * and every earlier checkpoint and proof still verifies. The erasure itself
+ * is appended to the log at the next pl_seal(). Needs EXECUTE on the
+ * schema's pl_erase_entity function (README "Roles and grants").
+ * @param erased receives the number of records erased (NULL to not).
+ * @param reason why (kept, not erased), or NULL.
+ * @return #PL_OK; #PL_NOT_FOUND when the entity has no records; #PL_EPERM
+ *         without the grant; an error.
+ */
+PL_EXTERN int pl_erase(int64_t *erased, pl_ledger *l, const char *entity_id, const char *reason);
+
+/**
+ * Writes an export of the ledger to directory @p dir (created if missing;
+ * files in it are replaced): the records, the log's leaves, the checkpoints
+ * and the value-commitment keys, in the format README "Export format"
+ * documents, so that pl_verify() can check it with no database.
+ * @param records receives the number of records written (NULL to not).
+ */
+PL_EXTERN int pl_export(int64_t *records, pl_ledger *l, const char *dir);
 
 #ifdef __cplusplus
 }
