@@ -142,6 +142,32 @@ void pl_array_time(pl_array *a, pl_time t)
     a->count++;
 }
 
+void pl_array_int8(pl_array *a, int64_t v)
+{
+    pl_buf_put_u32(&a->buf, 8);
+    pl_buf_put_i64(&a->buf, v);
+    a->count++;
+}
+
+void pl_array_int2(pl_array *a, int16_t v)
+{
+    unsigned char x[2] = {(unsigned char)((uint16_t)v >> 8), (unsigned char)v};
+    pl_buf_put_u32(&a->buf, 2);
+    pl_buf_put(&a->buf, x, 2);
+    a->count++;
+}
+
+void pl_array_bytea(pl_array *a, const void *p, size_t n)
+{
+    if (!p) {
+        array_null(a);
+        return;
+    }
+    pl_buf_put_u32(&a->buf, (uint32_t)n);
+    pl_buf_put(&a->buf, p, n);
+    a->count++;
+}
+
 int pl_array_end(pl_array *a)
 {
     if (a->buf.failed)

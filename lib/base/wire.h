@@ -12,7 +12,9 @@
 #define PL_PG_EPOCH_US INT64_C(946684800000000)
 
 /* Type OIDs we send or receive. */
+#define PL_OID_BYTEA 17
 #define PL_OID_INT8 20
+#define PL_OID_INT2 21
 #define PL_OID_TEXT 25
 #define PL_OID_JSONB 3802
 #define PL_OID_TIMESTAMPTZ 1184
@@ -49,6 +51,9 @@ void pl_array_begin(pl_array *a, uint32_t elem_oid);
 void pl_array_text(pl_array *a, const char *s);  /* NULL -> SQL NULL */
 void pl_array_jsonb(pl_array *a, const char *s); /* NULL -> SQL NULL */
 void pl_array_time(pl_array *a, pl_time t);      /* PL_TIME_NOW -> NULL */
+void pl_array_int8(pl_array *a, int64_t v);
+void pl_array_int2(pl_array *a, int16_t v);
+void pl_array_bytea(pl_array *a, const void *p, size_t n); /* NULL -> SQL NULL */
 /* Finishes the array; returns 0, or -1 when memory ran out. */
 int pl_array_end(pl_array *a);
 

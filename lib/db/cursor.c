@@ -15,35 +15,34 @@ static int run(pl_cursor *cur, int stmt)
     return rc;
 }
 
-static int open_on(pl_cursor *cur, const char *declare, int select_stmt, const char *const *values,
-                   int setup_stmt)
+int pl_cursor_declare(pl_db_session *s, int select_stmt, const char *const *values)
 {
-    int rc = setup_stmt >= 0 ? run(cur, setup_stmt) : PL_OK;
-    if (rc)
-        return rc;
+    static const char prefix[] = "DECLARE pl_cursor BINARY NO SCROLL CURSOR FOR ";
+    const char *select = pl_db_sql(s->db, select_stmt);
+    char *declare = malloc(sizeof prefix + strlen(select));
+    if (!declare)
+        return pl_fail(PL_ENOMEM, "out of memory");
+    memcpy(declare, prefix, sizeof prefix - 1);
+    memcpy(declare + sizeof prefix - 1, select, strlen(select) + 1);
     PGresult *res = NULL;
-    rc = pl_db_session_text(&cur->session, select_stmt, declare, pl_sql_registry[select_stmt].nparams,
-                            values, &res);
+    int rc = pl_db_session_text(s, select_stmt, declare, pl_sql_registry[select_stmt].nparams, values, &res);
     PQclear(res);
+    free(declare);
     return rc;
 }
 
 int pl_cursor_open(pl_cursor *cur, pl_db *db, int select_stmt, const char *const *values,
                    int setup_stmt)
 {
-    static const char prefix[] = "DECLARE pl_cursor BINARY NO SCROLL CURSOR FOR ";
     memset(cur, 0, sizeof *cur);
-    const char *select = pl_db_sql(db, select_stmt);
-    char *declare = malloc(sizeof prefix + strlen(select));
-    if (!declare)
-        return pl_fail(PL_ENOMEM, "out of memory");
-    memcpy(declare, prefix, sizeof prefix - 1);
-    memcpy(declare + sizeof prefix - 1, select, strlen(select) + 1);
     /* A connection found dead by the BEGIN is replaced (db/exec.c). */
     int rc = pl_db_session_begin(&cur->session, db, PL_CLASS_HEAVY, PL_SQL_TX_READ_SNAPSHOT);
-    if (rc == PL_OK && (rc = open_on(cur, declare, select_stmt, values, setup_stmt)))
+    if (rc == PL_OK && setup_stmt >= 0)
+        rc = run(cur, setup_stmt);
+    if (rc == PL_OK)
+        rc = pl_cursor_declare(&cur->session, select_stmt, values);
+    if (rc && cur->session.conn)
         pl_cursor_close(cur, 0);
-    free(declare);
     return rc;
 }
 

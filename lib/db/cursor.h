@@ -21,6 +21,11 @@ typedef struct pl_cursor {
 int pl_cursor_open(pl_cursor *cur, pl_db *db, int select_stmt, const char *const *values,
                    int setup_stmt);
 
+/* Declares the binary cursor "pl_cursor" over registry SELECT select_stmt
+ * inside the open transaction of session s (text parameters); fetch it
+ * with PL_SQL_CURSOR_FETCH, end it with PL_SQL_CURSOR_CLOSE. */
+int pl_cursor_declare(pl_db_session *s, int select_stmt, const char *const *values);
+
 /* The next PL_CURSOR_CHUNK rows, or with all every row left; binary. */
 int pl_cursor_fetch(pl_cursor *cur, int all, PGresult **out);
 

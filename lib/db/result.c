@@ -132,6 +132,7 @@ pl_result *pl_result_from_pg(const PGresult *res, int first_row)
         rec->transaction_time = pl_wire_get_time(PQgetvalue(res, i, 5));
         rec->valid_from = pl_wire_get_time(PQgetvalue(res, i, 6));
         rec->valid_to = pl_wire_get_time(PQgetvalue(res, i, 7));
+        rec->erased = !PQgetisnull(res, i, 11);
         for (int s = 0; s < STR_COUNT; s++) {
             const char *p = NULL;
             size_t n = 0;
@@ -147,7 +148,10 @@ pl_result *pl_result_from_pg(const PGresult *res, int first_row)
     return r;
 }
 
-static const char cache_magic[4] = {'P', 'L', 'R', 1};
+/* Version 2 added a flags byte per record (bit 0: erased); version 1
+ * entries, written by older builds, still decode. */
+static const char cache_magic[4] = {'P', 'L', 'R', 2};
+static const char cache_magic_v1[4] = {'P', 'L', 'R', 1};
 
 int pl_result_encode(pl_buf *out, const pl_result *r, pl_time valid_until)
 {
@@ -160,6 +164,8 @@ int pl_result_encode(pl_buf *out, const pl_result *r, pl_time valid_until)
         pl_buf_put_i64(out, rec->transaction_time);
         pl_buf_put_i64(out, rec->valid_from);
         pl_buf_put_i64(out, rec->valid_to);
+        unsigned char flags = rec->erased ? 1 : 0;
+        pl_buf_put(out, &flags, 1);
         for (int s = 0; s < STR_COUNT; s++) {
             const char *p = *record_string(rec, s);
             if (!p) {
@@ -185,7 +191,8 @@ static int decode_walk(const char *p, size_t n, pl_result *r, char *str,
             return -1;           \
     } while (0)
     NEED(sizeof cache_magic + 12);
-    if (memcmp(p, cache_magic, sizeof cache_magic) != 0)
+    int v2 = memcmp(p, cache_magic, sizeof cache_magic) == 0;
+    if (!v2 && memcmp(p, cache_magic_v1, sizeof cache_magic_v1) != 0)
         return -1;
     at += sizeof cache_magic;
     *valid_until = pl_get_i64(p + at);
@@ -203,6 +210,14 @@ static int decode_walk(const char *p, size_t n, pl_result *r, char *str,
             rec->valid_to = pl_get_i64(p + at + 24);
         }
         at += 32;
+        if (v2) {
+            NEED(1);
+            if ((unsigned char)p[at] > 1)
+                return -1;
+            if (rec)
+                rec->erased = p[at];
+            at += 1;
+        }
         for (int s = 0; s < STR_COUNT; s++) {
             NEED(4);
             uint32_t len = pl_get_u32(p + at);

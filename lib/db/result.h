@@ -11,8 +11,8 @@
 /* Columns every record query returns first, in this order. */
 #define PL_RECORD_COLUMNS                                                    \
     "id, entity_id, field_name, new_value, old_value, transaction_time, "   \
-    "valid_time_start, valid_time_end, source_type, change_reason, metadata"
-#define PL_RECORD_NCOLS 11
+    "valid_time_start, valid_time_end, source_type, change_reason, metadata, erased_at"
+#define PL_RECORD_NCOLS 12
 
 struct pl_result {
     size_t count;

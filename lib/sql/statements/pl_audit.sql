@@ -9,7 +9,7 @@
 -- The window is [$1, $2) on transaction time; NULL leaves an end open.
 -- $3: one source, or NULL for all.
 SELECT id, entity_id, field_name, new_value, old_value, transaction_time, valid_time_start,
-valid_time_end, source_type, change_reason, metadata
+valid_time_end, source_type, change_reason, metadata, erased_at
 FROM @S@.provenance_ledger
 WHERE transaction_time >= coalesce($1::timestamptz, '-infinity')
 AND transaction_time < coalesce($2::timestamptz, 'infinity')

@@ -8,7 +8,7 @@
 -- start of a later-starting candidate (both found by index, so a hot
 -- field with many recent candidates stays one short scan).
 SELECT c.id, c.entity_id, c.field_name, c.new_value, c.old_value, c.transaction_time,
-c.valid_time_start, c.valid_time_end, c.source_type, c.change_reason, c.metadata,
+c.valid_time_start, c.valid_time_end, c.source_type, c.change_reason, c.metadata, c.erased_at,
 least(c.valid_time_end, (SELECT min(p.valid_time_start) FROM @S@.provenance_current p WHERE p.entity_id = $1 AND p.field_name = $2 AND p.valid_time_start > now()))
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (SELECT *

@@ -1,0 +1,407 @@
+/* The sealer: appends committed records and erasures to the transparency
+ * log and signs a checkpoint (README "Tamper evidence"). One seal is one
+ * read-committed transaction on one connection:
+ *   1. the seal lock (one sealer or eraser at a time), then the latest
+ *      checkpoint, whose frontier must fold to its root and whose size
+ *      must be the stored leaves' count (else the log was tampered with);
+ *   2. xmin, the oldest transaction still running: every transaction
+ *      below it has ended, and each later statement sees those that
+ *      committed;
+ *   3. a cursor over the records and erasures of transactions in
+ *      [horizon, xmin), in (transaction time, kind, id) order: a record
+ *      that commits later belongs to a later window, so no later commit
+ *      can change what this seal appended;
+ *   4. per chunk: commitment keys, leaves hashed here on the client, the
+ *      interior hashes they complete, appended in one statement;
+ *   5. the checkpoint, signed here (the key never reaches the database),
+ *      and the new horizon; COMMIT. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "cursor.h"
+#include "error.h"
+#include "leaf.h"
+#include "ledger.h"
+#include "merkle.h"
+#include "note.h"
+#include "tlog.h"
+#include "wire.h"
+
+/* Columns of pl_seal_candidates.sql. */
+enum { C_KIND, C_ID, C_ENTITY, C_TT = 4, C_REASON = 8, C_ERASED = 12, C_COMMITMENTS, C_NCOLS };
+
+/* One entity of a chunk: its commitment key and sealed time. */
+typedef struct seal_entity {
+    const char *id;
+    unsigned char key[32];
+    int has_key;
+    pl_time sealed_tt; /* PL_TIME_ANY: nothing sealed yet */
+} seal_entity;
+
+static int entity_cmp(const void *a, const void *b)
+{
+    return strcmp(((const seal_entity *)a)->id, ((const seal_entity *)b)->id);
+}
+
+/* One chunk's leaves, as pl_seal_append's arrays. */
+typedef struct seal_chunk {
+    pl_array index, kind, item, hash, nodes, entity, tt;
+    size_t count;
+} seal_chunk;
+
+static void chunk_begin(seal_chunk *c)
+{
+    memset(c, 0, sizeof *c);
+    pl_array_begin(&c->index, PL_OID_INT8);
+    pl_array_begin(&c->kind, PL_OID_INT2);
+    pl_array_begin(&c->item, PL_OID_INT8);
+    pl_array_begin(&c->hash, PL_OID_BYTEA);
+    pl_array_begin(&c->nodes, PL_OID_BYTEA);
+    pl_array_begin(&c->entity, PL_OID_TEXT);
+    pl_array_begin(&c->tt, PL_OID_TIMESTAMPTZ);
+}
+
+static void chunk_free(seal_chunk *c)
+{
+    pl_array *all[] = {&c->index, &c->kind, &c->item, &c->hash, &c->nodes, &c->entity, &c->tt};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        pl_buf_free(&all[i]->buf);
+}
+
+/* The builder reports each interior hash it stores (levels 4, 8, ...):
+ * kept with the leaf that completes it. */
+static void collect_node(void *ctx, int level, int64_t index, const pl_hash h)
+{
+    (void)index;
+    pl_buf *b = ctx;
+    unsigned char lv = (unsigned char)level;
+    pl_buf_put(b, &lv, 1);
+    pl_buf_put(b, h, 32);
+}
+
+static int run(pl_db_session *s, int stmt, const char *const *values, const int *lengths, PGresult **out)
+{
+    PGresult *res = NULL;
+    int rc = pl_db_session_run(s, stmt, values, lengths, &res);
+    if (out && !rc)
+        *out = res;
+    else
+        PQclear(res);
+    return rc;
+}
+
+typedef struct sealer {
+    pl_db_session *s;
+    pl_merkle_builder builder;
+    int64_t sealed, backdated;
+    pl_buf leaf, nodes;
+} sealer;
+
+/* Keys and sealed times of the chunk's entities (sorted, unique). */
+static int chunk_entities(sealer *z, const PGresult *res, seal_entity **out, size_t *count)
+{
+    int rows = PQntuples(res);
+    seal_entity *e = calloc((size_t)rows + 1, sizeof *e);
+    if (!e)
+        return pl_fail(PL_ENOMEM, "out of memory");
+    size_t n = 0;
+    for (int i = 0; i < rows; i++)
+        if (PQgetlength(res, i, C_KIND) == 2 && PQgetvalue(res, i, C_KIND)[1] == PL_LEAF_RECORD)
+            e[n++].id = PQgetvalue(res, i, C_ENTITY);
+    qsort(e, n, sizeof *e, entity_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || strcmp(e[u - 1].id, e[i].id) != 0)
+            e[u++] = e[i];
+    *out = e;
+    *count = u;
+    if (u == 0)
+        return PL_OK;
+    /* Random candidates: the server keeps an entity's existing key. */
+    pl_array ids, keys;
+    pl_array_begin(&ids, PL_OID_TEXT);
+    pl_array_begin(&keys, PL_OID_BYTEA);
+    int rc = PL_OK;
+    for (size_t i = 0; i < u && !rc; i++) {
+        unsigned char k[32];
+        if (RAND_bytes(k, sizeof k) != 1)
+            rc = pl_fail(PL_ENOMEM, "no random bytes for a commitment key");
+        pl_array_text(&ids, e[i].id);
+        pl_array_bytea(&keys, k, sizeof k);
+    }
+    PGresult *kr = NULL;
+    if (!rc && (pl_array_end(&ids) || pl_array_end(&keys)))
+        rc = pl_fail(PL_ENOMEM, "out of memory");
+    if (!rc) {
+        const char *v[2] = {ids.buf.data, keys.buf.data};
+        int len[2] = {(int)ids.buf.len, (int)keys.buf.len};
+        rc = run(z->s, PL_SQL_SEAL_KEYS, v, len, &kr);
+    }
+    for (int i = 0; !rc && i < PQntuples(kr); i++) {
+        seal_entity probe = {.id = PQgetvalue(kr, i, 0)};
+        seal_entity *hit = bsearch(&probe, e, u, sizeof *e, entity_cmp);
+        if (!hit)
+            continue;
+        if (PQgetlength(kr, i, 1) == 32) {
+            memcpy(hit->key, PQgetvalue(kr, i, 1), 32);
+            hit->has_key = 1;
+        }
+        hit->sealed_tt = PQgetisnull(kr, i, 2) ? PL_TIME_ANY : pl_wire_get_time(PQgetvalue(kr, i, 2));
+    }
+    PQclear(kr);
+    pl_buf_free(&ids.buf);
+    pl_buf_free(&keys.buf);
+    for (size_t i = 0; !rc && i < u; i++)
+        if (!e[i].has_key)
+            rc = pl_fail(PL_EDB, "entity %s has no commitment key", e[i].id);
+    return rc;
+}
+
+/* Seals one fetched chunk. */
+static int seal_chunk_rows(sealer *z, const PGresult *res)
+{
+    if (PQnfields(res) != C_NCOLS)
+        return pl_fail(PL_EDB, "PostgreSQL returned seal candidates this library cannot read");
+    seal_entity *ents = NULL;
+    size_t nents = 0;
+    int rc = chunk_entities(z, res, &ents, &nents);
+    seal_chunk c;
+    chunk_begin(&c);
+    for (int i = 0; !rc && i < PQntuples(res); i++) {
+        int kind = PQgetvalue(res, i, C_KIND)[1];
+        int64_t id = pl_get_i64(PQgetvalue(res, i, C_ID));
+        const char *entity = PQgetvalue(res, i, C_ENTITY);
+        pl_time tt = pl_wire_get_time(PQgetvalue(res, i, C_TT));
+        z->leaf.len = 0;
+        if (kind == PL_LEAF_RECORD) {
+            seal_entity probe = {.id = entity};
+            seal_entity *e = bsearch(&probe, ents, nents, sizeof *ents, entity_cmp);
+            if (e->sealed_tt != PL_TIME_ANY && tt <= e->sealed_tt) {
+                /* No commit makes this (times rise per entity in commit
+                 * order): leave it out, for pl_verify to report. */
+                z->backdated++;
+                continue;
+            }
+            pl_leaf_record r;
+            char *json[3];
+            unsigned char cm[PL_COMMITMENTS_SIZE];
+            if ((rc = pl_log_row_record(&r, json, res, i, C_ID)))
+                break;
+            if (PQgetvalue(res, i, C_ERASED)[0] && PQgetlength(res, i, C_COMMITMENTS) == PL_COMMITMENTS_SIZE)
+                memcpy(cm, PQgetvalue(res, i, C_COMMITMENTS), PL_COMMITMENTS_SIZE);
+            else
+                rc = pl_leaf_commit(cm, e->key, &r);
+            if (!rc)
+                pl_leaf_record_encode(&z->leaf, &r, cm);
+            pl_log_json_free(json);
+            if (rc)
+                break;
+            e->sealed_tt = tt;
+        } else {
+            pl_leaf_erasure_encode(&z->leaf, id, entity, tt, PQgetisnull(res, i, C_REASON) ? NULL
+                                   : PQgetvalue(res, i, C_REASON));
+        }
+        if (z->leaf.failed) {
+            rc = pl_fail(PL_ENOMEM, "out of memory");
+            break;
+        }
+        pl_hash h;
+        pl_merkle_leaf(h, z->leaf.data, z->leaf.len);
+        int64_t index = pl_merkle_builder_size(&z->builder);
+        z->nodes.len = 0;
+        pl_merkle_builder_push(&z->builder, h, collect_node, &z->nodes);
+        pl_array_int8(&c.index, index);
+        pl_array_int2(&c.kind, (int16_t)kind);
+        pl_array_int8(&c.item, id);
+        pl_array_bytea(&c.hash, h, 32);
+        pl_array_bytea(&c.nodes, z->nodes.len ? z->nodes.data : NULL, z->nodes.len);
+        pl_array_text(&c.entity, kind == PL_LEAF_RECORD ? entity : NULL);
+        pl_array_time(&c.tt, tt);
+        c.count++;
+    }
+    if (!rc && c.count) {
+        pl_array *a[] = {&c.index, &c.kind, &c.item, &c.hash, &c.nodes, &c.entity, &c.tt};
+        const char *v[7];
+        int len[7];
+        for (int k = 0; k < 7 && !rc; k++) {
+            if (pl_array_end(a[k]) || z->nodes.failed)
+                rc = pl_fail(PL_ENOMEM, "out of memory");
+            v[k] = a[k]->buf.data;
+            len[k] = (int)a[k]->buf.len;
+        }
+        if (!rc)
+            rc = run(z->s, PL_SQL_SEAL_APPEND, v, len, NULL);
+        if (!rc)
+            z->sealed += (int64_t)c.count;
+    }
+    chunk_free(&c);
+    free(ents);
+    return rc;
+}
+
+/* The checkpoint note for the builder's tree, signed with key. */
+static int sign_checkpoint(char **note, size_t *len, const pl_merkle_builder *b, const char *origin,
+                           const pl_key *key)
+{
+    pl_hash root;
+    pl_merkle_builder_root(b, root);
+    char *body = NULL;
+    int rc = pl_checkpoint_body(&body, origin, pl_merkle_builder_size(b), root);
+    if (!rc)
+        rc = pl_note_sign(note, len, body, origin, key);
+    free(body);
+    return rc;
+}
+
+static int seal_in(pl_db_session *s, pl_checkpoint **out, pl_seal_info *info, pl_ledger *l,
+                   const pl_key *key, const char *origin)
+{
+    PGresult *lock = NULL, *head_res = NULL, *xmin_res = NULL, *fin = NULL;
+    char *note = NULL, *default_origin = NULL;
+    size_t note_len = 0;
+    sealer z = {.s = s};
+    pl_log_head head;
+    int rc = run(s, PL_SQL_SEAL_LOCK, NULL, NULL, &lock);
+    if (!rc)
+        rc = run(s, PL_SQL_CHECKPOINT_LATEST, NULL, NULL, &head_res);
+    if (!rc)
+        rc = pl_log_head_read(&head, head_res);
+    if (!rc)
+        rc = pl_log_head_resume(&z.builder, &head);
+    if (!rc && head.present && origin && strcmp(origin, head.origin) != 0)
+        rc = pl_fail(PL_EINVAL, "origin: this log is named \"%s\"; it cannot change", head.origin);
+    if (!rc && !head.present && !origin) {
+        const char *schema = pl_db_schema(l->db);
+        size_t n = strlen(schema) + 40;
+        if (!(default_origin = malloc(n)))
+            rc = pl_fail(PL_ENOMEM, "out of memory");
+        else
+            snprintf(default_origin, n, "provledger/%s/%.12s", schema, head.ledger_id);
+    }
+    const char *name = head.present ? head.origin : origin ? origin : default_origin;
+    if (!rc)
+        rc = run(s, PL_SQL_SEAL_XMIN, NULL, NULL, &xmin_res);
+    const char *horizon = !rc && !PQgetisnull(lock, 0, 0) ? PQgetvalue(lock, 0, 0) : NULL;
+    const char *xmin = !rc ? PQgetvalue(xmin_res, 0, 0) : NULL;
+    if (!rc) {
+        const char *v[2] = {horizon, xmin};
+        rc = pl_cursor_declare(s, PL_SQL_SEAL_CANDIDATES, v);
+    }
+    while (!rc) {
+        PGresult *chunk = NULL;
+        if ((rc = run(s, PL_SQL_CURSOR_FETCH, NULL, NULL, &chunk)))
+            break;
+        int n = PQntuples(chunk);
+        rc = seal_chunk_rows(&z, chunk);
+        PQclear(chunk);
+        if (n < PL_CURSOR_CHUNK)
+            break;
+    }
+    if (!rc)
+        rc = run(s, PL_SQL_CURSOR_CLOSE, NULL, NULL, NULL);
+    /* A new checkpoint when the tree grew, when there is none, or when the
+     * latest is not this key's; else only the horizon moves. */
+    int sign = !rc && (z.sealed > 0 || !head.present);
+    if (!rc && !sign) {
+        pl_checkpoint *latest = NULL;
+        rc = pl_log_checkpoint(&latest, head.note, head.note_len, head.sealed_at);
+        if (!rc && pl_checkpoint_verify(latest, key) != PL_OK)
+            sign = 1;
+        pl_checkpoint_free(latest);
+    }
+    if (sign)
+        rc = sign_checkpoint(&note, &note_len, &z.builder, name, key);
+    if (!rc) {
+        pl_hash root;
+        pl_merkle_builder_root(&z.builder, root);
+        pl_hash frontier[64];
+        size_t fc = 0;
+        pl_merkle_builder_frontier(&z.builder, frontier, &fc);
+        char size_be[8];
+        int64_t size = pl_merkle_builder_size(&z.builder);
+        for (int k = 0; k < 8; k++)
+            size_be[k] = (char)((uint64_t)size >> (56 - 8 * k));
+        const char *v[6] = {size_be, (const char *)root, name, note, (const char *)frontier, xmin};
+        int len[6] = {8, 32, (int)strlen(name), (int)note_len, (int)(fc * 32), (int)strlen(xmin)};
+        rc = run(s, PL_SQL_SEAL_FINISH, v, len, &fin);
+    }
+    if (!rc) {
+        pl_time at = PQgetlength(fin, 0, 0) == 8 ? pl_wire_get_time(PQgetvalue(fin, 0, 0)) : PL_TIME_ANY;
+        rc = run(s, PL_SQL_TX_COMMIT, NULL, NULL, NULL);
+        if (!rc && out)
+            rc = note ? pl_log_checkpoint(out, note, note_len, at)
+                      : pl_log_checkpoint(out, head.note, head.note_len, head.sealed_at);
+    }
+    if (!rc && info) {
+        info->sealed = z.sealed;
+        info->backdated = z.backdated;
+        info->tree_size = pl_merkle_builder_size(&z.builder);
+    }
+    PQclear(lock);
+    PQclear(head_res);
+    PQclear(xmin_res);
+    PQclear(fin);
+    free(note);
+    free(default_origin);
+    pl_buf_free(&z.leaf);
+    pl_buf_free(&z.nodes);
+    return rc;
+}
+
+static int seal_call(pl_checkpoint **out, pl_seal_info *info, size_t info_size, pl_ledger *l,
+                     const pl_key *key, const char *origin)
+{
+    if (out)
+        *out = NULL;
+    if (!l)
+        return pl_fail(PL_EINVAL, "ledger: NULL");
+    if (info && info_size < sizeof(int64_t))
+        return pl_fail(PL_EINVAL, "info_size: too small");
+    if (!key)
+        return pl_fail(PL_EINVAL, "key: NULL");
+    if (!pl_key_has_private(key))
+        return pl_fail(PL_EINVAL, "key: a public key cannot sign checkpoints");
+    int rc = origin ? pl_log_check_origin("origin", origin) : PL_OK;
+    if (rc)
+        return rc;
+    pl_seal_info got = {0};
+    pl_db_session s;
+    if ((rc = pl_db_session_begin(&s, l->db, PL_CLASS_MAINTENANCE, PL_SQL_TX_SEAL)))
+        return rc;
+    rc = seal_in(&s, out, &got, l, key, origin);
+    if (rc && pl_db_session_in_transaction(&s)) {
+        pl_errsave saved;
+        pl_error_save(&saved);
+        PGresult *res = NULL;
+        pl_db_session_run(&s, PL_SQL_TX_ROLLBACK, NULL, NULL, &res);
+        PQclear(res);
+        pl_error_restore(&saved);
+    }
+    pl_db_session_close(&s);
+    if (!rc && info)
+        memcpy(info, &got, info_size < sizeof got ? info_size : sizeof got);
+    return rc;
+}
+
+int pl_seal(pl_checkpoint **out, pl_seal_info *info, size_t info_size, pl_ledger *l, const pl_key *key,
+            const char *origin)
+{
+    PL_GUARD(l, seal_call(out, info, info_size, l, key, origin));
+}
+
+static int latest_call(pl_checkpoint **out, pl_ledger *l)
+{
+    if (!out)
+        return pl_fail(PL_EINVAL, "out: NULL");
+    *out = NULL;
+    if (!l)
+        return pl_fail(PL_EINVAL, "ledger: NULL");
+    return pl_log_latest(out, l);
+}
+
+int pl_checkpoint_latest(pl_checkpoint **out, pl_ledger *l)
+{
+    PL_GUARD(l, latest_call(out, l));
+}
