@@ -27,7 +27,8 @@ enum cli_exit {
     CLI_OK = 0,        /* success */
     CLI_ERROR = 1,     /* the library or a server failed */
     CLI_USAGE = 2,     /* bad command line or bad input; nothing written */
-    CLI_NOT_FOUND = 3  /* no record answers the question */
+    CLI_NOT_FOUND = 3, /* no record answers the question */
+    CLI_FINDINGS = 4   /* verify found tampering; seal refused records */
 };
 
 enum cli_format { CLI_FORMAT_JSON = 0, CLI_FORMAT_TABLE = 1 };
@@ -266,5 +267,11 @@ int cmd_health(cli *c);
 int cmd_dashboard_changes(cli *c);
 int cmd_dashboard_corrections(cli *c);
 int cmd_version(cli *c);
+int cmd_seal(cli *c);
+int cmd_checkpoint(cli *c);
+int cmd_verify(cli *c);
+int cmd_prove(cli *c);
+int cmd_erase(cli *c);
+int cmd_export(cli *c);
 
 #endif

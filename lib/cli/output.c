@@ -487,6 +487,10 @@ void cli_record_json(cli_json *j, const pl_record *r)
     jw_str(j, r->change_reason);
     jw_key(j, "metadata");
     jw_raw(j, r->metadata ? r->metadata : "{}");
+    if (r->erased) {
+        jw_key(j, "erased");
+        jw_bool(j, 1);
+    }
     jw_obj_end(j);
 }
 

@@ -131,6 +131,45 @@ static const cli_opt dash_corrections_opts[] = {
     {NULL, NULL, NULL},
 };
 
+static const cli_opt seal_opts[] = {
+    {"key", "FILE", "the Ed25519 private key (PEM, as openssl genpkey writes it)"},
+    {"origin", "NAME", "the log's name in checkpoints (fixed by the first seal)"},
+    {"follow", NULL, "keep sealing until SIGINT or SIGTERM"},
+    {"interval-ms", "N", "with --follow, pause between seals (default 250)"},
+    {NULL, NULL, NULL},
+};
+
+static const cli_opt checkpoint_opts[] = {
+    {"verifier-key", NULL, "print the C2SP verifier key of --pub instead"},
+    {"pub", "FILE", "the Ed25519 public key (PEM)"},
+    {"origin", "NAME", "the key name (default: the log's origin)"},
+    {NULL, NULL, NULL},
+};
+
+static const cli_opt verify_opts[] = {
+    {"pub", "FILE", "the pinned Ed25519 public key (PEM); required"},
+    {"checkpoint", "FILE", "a checkpoint note you kept: the log must extend it"},
+    {"export", "DIR", "verify this export instead of the database"},
+    {NULL, NULL, NULL},
+};
+
+static const cli_opt prove_opts[] = {
+    {"consistency", "SIZE", "a consistency proof from the tree of SIZE leaves"},
+    {"checkpoint", "FILE", "prove against this checkpoint's tree (default: the latest)"},
+    {NULL, NULL, NULL},
+};
+
+static const cli_opt erase_opts[] = {
+    {"entity", "ID", "the entity whose values are erased; required"},
+    {"reason", "TEXT", "why (kept in the log)"},
+    {NULL, NULL, NULL},
+};
+
+static const cli_opt export_opts[] = {
+    {"out", "DIR", "the directory to write (created if missing); required"},
+    {NULL, NULL, NULL},
+};
+
 const cli_cmd cli_commands[] = {
     {"migrate", {NULL}, 0, NULL, "create or upgrade the ledger schema",
      "Creates the ledger's schema or upgrades it to the version this library\n"
@@ -218,6 +257,40 @@ const cli_cmd cli_commands[] = {
      "transaction time) per entity type and field with transaction time in\n"
      "[--from, --to), most first.",
      cmd_dashboard_corrections},
+    {"seal", {NULL}, 0, seal_opts, "seal committed records into the log, sign a checkpoint",
+     "Appends every committed record (and erasure) not yet sealed to the\n"
+     "transparency log and prints the new checkpoint note, signed with --key.\n"
+     "Records whose transaction time is not after the last sealed record of\n"
+     "their entity are refused (reported, exit status 4). With --follow, keeps\n"
+     "sealing every --interval-ms and prints each checkpoint as the tree grows.",
+     cmd_seal},
+    {"checkpoint", {NULL}, 0, checkpoint_opts, "print the latest checkpoint note",
+     "Prints the latest signed checkpoint note, as C2SP tlog-checkpoint. With\n"
+     "--verifier-key --pub FILE, prints the C2SP verifier key string of that\n"
+     "public key for the log's origin (name+hash+key) instead.",
+     cmd_checkpoint},
+    {"verify", {NULL}, 0, verify_opts, "check the ledger against its log and signatures",
+     "Recomputes every leaf from the rows, rebuilds the tree, checks every\n"
+     "checkpoint's signature with --pub and that the log extends --checkpoint.\n"
+     "Prints one JSON object per finding, then a summary object; exit status 0\n"
+     "when the only findings are ERASED, 4 when any other exists. With\n"
+     "--export DIR it checks an export and needs no database.",
+     cmd_verify},
+    {"prove", {"ID"}, 0, prove_opts, "an inclusion or consistency proof",
+     "Prints the RFC 9162 inclusion proof of record ID against the latest\n"
+     "checkpoint (or --checkpoint's tree), or with --consistency SIZE the\n"
+     "consistency proof from the tree of SIZE leaves to it. Hashes are\n"
+     "lower-case hex.",
+     cmd_prove},
+    {"erase", {NULL}, 0, erase_opts, "erase every value of one entity (legal erasure)",
+     "Removes every value of ENTITY's records (new and old value, metadata,\n"
+     "change reason); the records, their times and the log stay, and every\n"
+     "checkpoint still verifies (verify reports ERASED).",
+     cmd_erase},
+    {"export", {NULL}, 0, export_opts, "write the ledger and its log for offline checks",
+     "Writes the records, the log's leaves, the checkpoints and the commitment\n"
+     "keys to --out as JSON lines (README \"Export format\"), for verify --export.",
+     cmd_export},
     {"version", {NULL}, 0, NULL, "print the versions of the tool, library and schema",
      "Prints the version of this tool, of the library it runs with, and the\n"
      "schema version the library creates. Needs no database.",
