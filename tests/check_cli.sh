@@ -187,7 +187,8 @@ rows() {
 }
 
 COMMANDS=(migrate insert current as-of snapshot range history search audit stats refresh
-    partitions health "dashboard changes" "dashboard corrections" version)
+    partitions health "dashboard changes" "dashboard corrections" version seal checkpoint
+    verify prove erase export)
 
 # ---------------------------------------------------------------------------
 # help, version and the man page (no server needed)

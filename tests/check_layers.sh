@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Checks that the library's dependencies point down only: a file of a layer
 # (a folder of lib/) includes headers of its own folder or of layers below
-# it, never above, and the two mechanisms (db and redis) never include each
-# other. The layers, bottom up, as the README's "Internals" draws them:
-#   base < sql < {db, redis} < cache < api
+# it, never above, and layers of one rank (log and sql; db and redis)
+# never include each other. The layers, bottom up, as the README's "Internals" draws them:
+#   base < {log, sql} < {db, redis} < cache < api
 # Generated sql_registry.h belongs to sql; <provledger.h> to everyone.
 #
 # Usage: tests/check_layers.sh LIB_DIR
@@ -13,9 +13,9 @@ set -euo pipefail
 lib=$1
 [[ -d $lib/api ]] || { echo "check_layers: $lib has no api/ folder" >&2; exit 1; }
 
-declare -A rank=([public]=-1 [base]=0 [sql]=1 [db]=2 [redis]=2 [cache]=3 [api]=4)
+declare -A rank=([public]=-1 [base]=0 [log]=1 [sql]=1 [db]=2 [redis]=2 [cache]=3 [api]=4)
 declare -A home=([sql_registry.h]=sql [provledger.h]=public)
-for layer in base sql db redis cache api; do
+for layer in base log sql db redis cache api; do
     for h in "$lib/$layer"/*.h; do
         [[ -e $h ]] || continue
         name=$(basename -- "$h")
@@ -28,7 +28,7 @@ for layer in base sql db redis cache api; do
 done
 
 status=0 checked=0
-for layer in base sql db redis cache api; do
+for layer in base log sql db redis cache api; do
     for f in "$lib/$layer"/*.[ch]; do
         [[ -e $f ]] || continue
         while IFS= read -r inc; do

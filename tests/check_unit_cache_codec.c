@@ -68,9 +68,9 @@ static pl_buf field_of(const void *p, size_t n)
 /* Two records: every string kind, NULL optionals, extreme times. */
 static pl_record recs[2] = {
     {41, "order:7", "status", "{\"a\": [1, 2]}", NULL, INT64_C(1700000000000001), PL_TIME_MIN,
-     PL_TIME_INFINITY, "import", NULL, "{}"},
+     PL_TIME_INFINITY, "import", NULL, "{}", 0},
     {-3, "order:7", "st\xc3\xa4tus", "\"\xe2\x82\xac\"", "null", INT64_C(1700000000000001),
-     -1, PL_TIME_MAX, "s", "why \"not\"", "{\"k\": \"v\"}"},
+     -1, PL_TIME_MAX, "s", "why \"not\"", "{\"k\": \"v\"}", 1},
 };
 static pl_result two = {2, PL_ORIGIN_PRIMARY, 0, recs};
 static pl_result none = {0, PL_ORIGIN_PRIMARY, 0, NULL};
@@ -186,7 +186,7 @@ END_TEST
 
 static void version_of(char out[VERSION_HEX + 1], pl_time tt, int64_t id)
 {
-    pl_record rec = {id, "e", "f", "1", NULL, tt, 0, PL_TIME_INFINITY, "s", NULL, "{}"};
+    pl_record rec = {id, "e", "f", "1", NULL, tt, 0, PL_TIME_INFINITY, "s", NULL, "{}", 0};
     pl_result r = {1, 0, 0, &rec};
     pl_cc_answer_version(out, &r);
 }

@@ -25,6 +25,7 @@ const char *pl_strerror(int code)
     case PL_EPERM: return "operation not permitted";
     case PL_EUNKNOWN: return "outcome of the write is unknown";
     case PL_EUNSUPPORTED: return "not supported by this server (a needed extension is missing)";
+    case PL_EVERIFY: return "did not verify (evidence of tampering or corruption)";
     default: return "unknown status code";
     }
 }

@@ -21,7 +21,7 @@ import sys
 # infer the type, as a NULL paramTypes does.
 OIDS = {
     'unknown': 0, 'bool': 16, 'bytea': 17, 'int8': 20, 'int2': 21, 'int4': 23, 'text': 25,
-    'json': 114, 'float8': 701, 'int4[]': 1007, 'text[]': 1009, 'int8[]': 1016,
+    'json': 114, 'float8': 701, 'bytea[]': 1001, 'int2[]': 1005, 'int4[]': 1007, 'text[]': 1009, 'int8[]': 1016,
     'timestamptz': 1184, 'timestamptz[]': 1185, 'numeric': 1700, 'jsonb': 3802, 'jsonb[]': 3807,
 }
 MAX_PARAMS = 12  # pl_stmt_def.types in schema.h

@@ -1,0 +1,327 @@
+/* RFC 9162 Merkle trees (see merkle.h). The proof builders follow the
+ * RFC's recursive definitions (PATH, SUBPROOF) over leaf ranges; every
+ * perfect subtree they meet is aligned, so it is a stored hash or splits
+ * into two. The verifiers are the RFC's iterative algorithms, step by
+ * step. */
+#include "merkle.h"
+
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "error.h"
+#include "provledger.h"
+
+void pl_merkle_leaf(pl_hash out, const void *leaf, size_t len)
+{
+    unsigned char buf[4096];
+    if (len < sizeof buf) {
+        /* The common case: one contiguous one-shot digest. */
+        buf[0] = 0x00;
+        if (len)
+            memcpy(buf + 1, leaf, len);
+        SHA256(buf, len + 1, out);
+        return;
+    }
+    static const unsigned char prefix = 0x00;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned int n = 32;
+    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) || !EVP_DigestUpdate(c, &prefix, 1) ||
+        !EVP_DigestUpdate(c, leaf, len) || !EVP_DigestFinal_ex(c, out, &n))
+        memset(out, 0, 32); /* only when out of memory: a hash nothing matches */
+    EVP_MD_CTX_free(c);
+}
+
+void pl_merkle_node(pl_hash out, const pl_hash left, const pl_hash right)
+{
+    unsigned char buf[65];
+    buf[0] = 0x01;
+    memcpy(buf + 1, left, 32);
+    memcpy(buf + 33, right, 32);
+    SHA256(buf, sizeof buf, out);
+}
+
+void pl_merkle_empty(pl_hash out)
+{
+    SHA256((const unsigned char *)"", 0, out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The builder                                                               */
+/* ------------------------------------------------------------------------ */
+
+int pl_merkle_builder_init(pl_merkle_builder *b, int64_t size, const pl_hash *frontier, size_t count)
+{
+    memset(b, 0, sizeof *b);
+    if (size < 0)
+        return -1;
+    size_t want = 0;
+    for (int bit = 62; bit >= 0; bit--) {
+        if (!((uint64_t)size >> bit & 1))
+            continue;
+        if (want >= count)
+            return -1;
+        memcpy(b->stack[want], frontier[want], 32);
+        b->level[want] = bit;
+        want++;
+    }
+    if (want != count)
+        return -1;
+    b->depth = (int)want;
+    b->size = size;
+    return 0;
+}
+
+void pl_merkle_builder_push(pl_merkle_builder *b, const pl_hash leaf, pl_merkle_node_fn on_node, void *ctx)
+{
+    memcpy(b->stack[b->depth], leaf, 32);
+    b->level[b->depth] = 0;
+    b->depth++;
+    b->size++;
+    while (b->depth >= 2 && b->level[b->depth - 1] == b->level[b->depth - 2]) {
+        int top = b->depth - 1;
+        pl_hash h;
+        pl_merkle_node(h, b->stack[top - 1], b->stack[top]);
+        memcpy(b->stack[top - 1], h, 32);
+        int level = ++b->level[top - 1];
+        b->depth--;
+        if (on_node && level % 4 == 0)
+            on_node(ctx, level, (b->size >> level) - 1, h);
+    }
+}
+
+void pl_merkle_builder_root(const pl_merkle_builder *b, pl_hash out)
+{
+    if (b->depth == 0) {
+        pl_merkle_empty(out);
+        return;
+    }
+    pl_hash r;
+    memcpy(r, b->stack[b->depth - 1], 32);
+    for (int i = b->depth - 2; i >= 0; i--)
+        pl_merkle_node(r, b->stack[i], r);
+    memcpy(out, r, 32);
+}
+
+int64_t pl_merkle_builder_size(const pl_merkle_builder *b)
+{
+    return b->size;
+}
+
+void pl_merkle_builder_frontier(const pl_merkle_builder *b, pl_hash *out, size_t *count)
+{
+    for (int i = 0; i < b->depth; i++)
+        memcpy(out[i], b->stack[i], 32);
+    *count = (size_t)b->depth;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Proofs from stored hashes                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* The largest power of two below n (n >= 2). */
+static int64_t split_point(int64_t n)
+{
+    int64_t k = 1;
+    while (k << 1 < n)
+        k <<= 1;
+    return k;
+}
+
+int pl_merkle_subtree_root(pl_hash out, int64_t start, int64_t end, pl_subtree_fn get, void *ctx)
+{
+    int64_t n = end - start;
+    if (n <= 0)
+        return -1;
+    if ((n & (n - 1)) == 0 && start % n == 0) {
+        int level = 0;
+        while ((INT64_C(1) << level) < n)
+            level++;
+        if (PL_MERKLE_STORED_LEVEL(level))
+            return get(ctx, level, start >> level, out);
+        pl_hash l, r;
+        if (pl_merkle_subtree_root(l, start, start + n / 2, get, ctx) ||
+            pl_merkle_subtree_root(r, start + n / 2, end, get, ctx))
+            return -1;
+        pl_merkle_node(out, l, r);
+        return 0;
+    }
+    int64_t k = split_point(n);
+    pl_hash l, r;
+    if (pl_merkle_subtree_root(l, start, start + k, get, ctx) || pl_merkle_subtree_root(r, start + k, end, get, ctx))
+        return -1;
+    pl_merkle_node(out, l, r);
+    return 0;
+}
+
+/* PATH(m, D[start:end]) appended to proof. */
+static int path(pl_hash *proof, size_t *count, int64_t m, int64_t start, int64_t end, pl_subtree_fn get,
+                void *ctx)
+{
+    int64_t n = end - start;
+    if (n == 1)
+        return 0;
+    int64_t k = split_point(n);
+    if (m < k) {
+        if (path(proof, count, m, start, start + k, get, ctx))
+            return -1;
+        return pl_merkle_subtree_root(proof[(*count)++], start + k, end, get, ctx);
+    }
+    if (path(proof, count, m - k, start + k, end, get, ctx))
+        return -1;
+    return pl_merkle_subtree_root(proof[(*count)++], start, start + k, get, ctx);
+}
+
+int pl_merkle_prove_inclusion(pl_hash *proof, size_t *count, int64_t index, int64_t size,
+                              pl_subtree_fn get, void *ctx)
+{
+    *count = 0;
+    if (size < 1 || index < 0 || index >= size)
+        return -1;
+    return path(proof, count, index, 0, size, get, ctx);
+}
+
+/* SUBPROOF(m, D[start:end], b) appended to proof. */
+static int subproof(pl_hash *proof, size_t *count, int64_t m, int64_t start, int64_t end, int b,
+                    pl_subtree_fn get, void *ctx)
+{
+    int64_t n = end - start;
+    if (m == n) {
+        if (b)
+            return 0;
+        return pl_merkle_subtree_root(proof[(*count)++], start, end, get, ctx);
+    }
+    int64_t k = split_point(n);
+    if (m <= k) {
+        if (subproof(proof, count, m, start, start + k, b, get, ctx))
+            return -1;
+        return pl_merkle_subtree_root(proof[(*count)++], start + k, end, get, ctx);
+    }
+    if (subproof(proof, count, m - k, start + k, end, 0, get, ctx))
+        return -1;
+    return pl_merkle_subtree_root(proof[(*count)++], start, start + k, get, ctx);
+}
+
+int pl_merkle_prove_consistency(pl_hash *proof, size_t *count, int64_t m, int64_t n, pl_subtree_fn get,
+                                void *ctx)
+{
+    *count = 0;
+    if (m < 1 || m > n)
+        return -1;
+    return subproof(proof, count, m, 0, n, 1, get, ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Verification (RFC 9162 2.1.3.2, 2.1.4.2)                                  */
+/* ------------------------------------------------------------------------ */
+
+int pl_merkle_verify_inclusion(const pl_hash leaf, int64_t index, int64_t size, const pl_hash *proof,
+                               size_t count, const pl_hash root)
+{
+    if (index < 0 || size < 1 || index >= size || (count && !proof))
+        return -1;
+    uint64_t fn = (uint64_t)index, sn = (uint64_t)size - 1;
+    pl_hash r;
+    memcpy(r, leaf, 32);
+    for (size_t i = 0; i < count; i++) {
+        if (sn == 0)
+            return -1;
+        if ((fn & 1) || fn == sn) {
+            pl_merkle_node(r, proof[i], r);
+            if (!(fn & 1))
+                while (!(fn & 1) && fn != 0) {
+                    fn >>= 1;
+                    sn >>= 1;
+                }
+        } else {
+            pl_merkle_node(r, r, proof[i]);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    return sn == 0 && memcmp(r, root, 32) == 0 ? 0 : -1;
+}
+
+int pl_merkle_verify_consistency(int64_t m, int64_t n, const pl_hash root_m, const pl_hash root_n,
+                                 const pl_hash *proof, size_t count)
+{
+    if (m < 1 || n < m || (count && !proof))
+        return -1;
+    if (m == n)
+        return count == 0 && memcmp(root_m, root_n, 32) == 0 ? 0 : -1;
+    if (count == 0)
+        return -1;
+    /* When m is a power of two, its root is the proof's implicit first. */
+    const unsigned char *first;
+    size_t at;
+    if ((m & (m - 1)) == 0) {
+        first = root_m;
+        at = 0;
+    } else {
+        first = proof[0];
+        at = 1;
+    }
+    uint64_t fn = (uint64_t)m - 1, sn = (uint64_t)n - 1;
+    while (fn & 1) {
+        fn >>= 1;
+        sn >>= 1;
+    }
+    pl_hash fr, sr;
+    memcpy(fr, first, 32);
+    memcpy(sr, first, 32);
+    for (size_t i = at; i < count; i++) {
+        if (sn == 0)
+            return -1;
+        if ((fn & 1) || fn == sn) {
+            pl_merkle_node(fr, proof[i], fr);
+            pl_merkle_node(sr, proof[i], sr);
+            if (!(fn & 1))
+                while (!(fn & 1) && fn != 0) {
+                    fn >>= 1;
+                    sn >>= 1;
+                }
+        } else {
+            pl_merkle_node(sr, sr, proof[i]);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    return sn == 0 && memcmp(fr, root_m, 32) == 0 && memcmp(sr, root_n, 32) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The public verifiers                                                      */
+/* ------------------------------------------------------------------------ */
+
+int pl_verify_inclusion(const unsigned char leaf_hash[PL_HASH_SIZE], int64_t leaf_index, int64_t tree_size,
+                        const unsigned char (*proof)[PL_HASH_SIZE], size_t count,
+                        const unsigned char root_hash[PL_HASH_SIZE])
+{
+    if (!leaf_hash || !root_hash || (count && !proof))
+        return pl_fail(PL_EINVAL, "leaf_hash, root_hash and proof must not be NULL");
+    if (count > 64 || pl_merkle_verify_inclusion(leaf_hash, leaf_index, tree_size, proof, count, root_hash))
+        return pl_fail(PL_EVERIFY, "the inclusion proof of leaf %lld in the tree of size %lld does not verify",
+                       (long long)leaf_index, (long long)tree_size);
+    return PL_OK;
+}
+
+int pl_verify_consistency(int64_t from_size, int64_t to_size, const unsigned char from_root[PL_HASH_SIZE],
+                          const unsigned char to_root[PL_HASH_SIZE], const unsigned char (*proof)[PL_HASH_SIZE],
+                          size_t count)
+{
+    if (!from_root || !to_root || (count && !proof))
+        return pl_fail(PL_EINVAL, "from_root, to_root and proof must not be NULL");
+    if (count > 128 || pl_merkle_verify_consistency(from_size, to_size, from_root, to_root, proof, count))
+        return pl_fail(PL_EVERIFY, "the consistency proof from size %lld to %lld does not verify",
+                       (long long)from_size, (long long)to_size);
+    return PL_OK;
+}
+
+int pl_leaf_hash(unsigned char out[PL_HASH_SIZE], const void *leaf, size_t len)
+{
+    if (!out || (!leaf && len))
+        return pl_fail(PL_EINVAL, "out and leaf must not be NULL");
+    pl_merkle_leaf(out, leaf, len);
+    return PL_OK;
+}
