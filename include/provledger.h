@@ -1019,7 +1019,10 @@ typedef struct pl_proof {
                                                      @c from_size. */
     unsigned char root_hash[PL_HASH_SIZE];      /**< Root at @c tree_size. */
     size_t count;                               /**< Hashes in @c hashes. */
-    const unsigned char (*hashes)[PL_HASH_SIZE]; /**< The RFC 9162 proof. */
+    const unsigned char *hashes;                /**< The RFC 9162 proof: @c count
+                                                     hashes of #PL_HASH_SIZE
+                                                     bytes, one after another
+                                                     (NULL when none). */
 } pl_proof;
 
 /**
@@ -1050,13 +1053,15 @@ PL_EXTERN void pl_proof_free(pl_proof *p);
  * Verifies an RFC 9162 inclusion proof: that the leaf of hash @p leaf_hash is
  * leaf @p leaf_index of the tree of @p tree_size leaves with root @p root_hash.
  * Needs no ledger.
+ * @param proof @p count hashes of #PL_HASH_SIZE bytes, one after another
+ *        (as pl_proof.hashes holds them); NULL when @p count is 0.
  * @return #PL_OK; #PL_EVERIFY when it does not verify (including an index
  *         not below the size, or a proof of the wrong length); #PL_EINVAL for
  *         NULL hashes.
  */
 PL_EXTERN int pl_verify_inclusion(const unsigned char leaf_hash[PL_HASH_SIZE], int64_t leaf_index,
-                                  int64_t tree_size, const unsigned char (*proof)[PL_HASH_SIZE],
-                                  size_t count, const unsigned char root_hash[PL_HASH_SIZE]);
+                                  int64_t tree_size, const unsigned char *proof, size_t count,
+                                  const unsigned char root_hash[PL_HASH_SIZE]);
 
 /**
  * Verifies an RFC 9162 consistency proof: that the tree of @p to_size leaves
@@ -1068,7 +1073,7 @@ PL_EXTERN int pl_verify_inclusion(const unsigned char leaf_hash[PL_HASH_SIZE], i
 PL_EXTERN int pl_verify_consistency(int64_t from_size, int64_t to_size,
                                     const unsigned char from_root[PL_HASH_SIZE],
                                     const unsigned char to_root[PL_HASH_SIZE],
-                                    const unsigned char (*proof)[PL_HASH_SIZE], size_t count);
+                                    const unsigned char *proof, size_t count);
 
 /**
  * The RFC 9162 leaf hash SHA-256(0x00 || leaf) of @p len bytes (a leaf as

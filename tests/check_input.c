@@ -1093,8 +1093,8 @@ START_TEST(strerror_every_code)
 {
     int known[] = {PL_OK,      PL_NOT_FOUND, PL_ITEROVER, PL_EINVAL,   PL_ENOMEM,  PL_ECONNECT,
                    PL_EDB,     PL_ETIMEOUT,  PL_ESCHEMA,  PL_ECONFLICT, PL_EPERM, PL_EUNKNOWN,
-                   PL_EUNSUPPORTED};
-    int unknown[] = {3, -11, 100, -100, INT_MIN, INT_MAX};
+                   PL_EUNSUPPORTED, PL_EVERIFY};
+    int unknown[] = {3, -12, 100, -100, INT_MIN, INT_MAX};
     const char *unknown_text = pl_strerror(unknown[0]);
     ck_assert_ptr_nonnull(unknown_text);
     ck_assert_uint_gt(strlen(unknown_text), 0);
@@ -1117,6 +1117,7 @@ START_TEST(strerror_every_code)
     ck_assert_int_eq(PL_EINVAL, -1);
     ck_assert_int_eq(PL_EUNKNOWN, -9);
     ck_assert_int_eq(PL_EUNSUPPORTED, -10);
+    ck_assert_int_eq(PL_EVERIFY, -11);
 }
 END_TEST
 

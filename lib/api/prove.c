@@ -117,7 +117,7 @@ static pl_proof *proof_alloc(size_t count)
 {
     pl_proof *p = calloc(1, sizeof *p + count * 32);
     if (p && count)
-        p->hashes = (const unsigned char(*)[PL_HASH_SIZE])(p + 1);
+        p->hashes = (const unsigned char *)(p + 1);
     return p;
 }
 

@@ -291,7 +291,7 @@ static void jw_proof(cli_json *j, const pl_proof *p)
     jw_key(j, "proof");
     jw_arr(j);
     for (size_t i = 0; i < p->count; i++)
-        jw_hash(j, p->hashes[i]);
+        jw_hash(j, p->hashes + i * PL_HASH_SIZE);
     jw_arr_end(j);
 }
 

@@ -295,24 +295,24 @@ int pl_merkle_verify_consistency(int64_t m, int64_t n, const pl_hash root_m, con
 /* ------------------------------------------------------------------------ */
 
 int pl_verify_inclusion(const unsigned char leaf_hash[PL_HASH_SIZE], int64_t leaf_index, int64_t tree_size,
-                        const unsigned char (*proof)[PL_HASH_SIZE], size_t count,
-                        const unsigned char root_hash[PL_HASH_SIZE])
+                        const unsigned char *proof, size_t count, const unsigned char root_hash[PL_HASH_SIZE])
 {
     if (!leaf_hash || !root_hash || (count && !proof))
         return pl_fail(PL_EINVAL, "leaf_hash, root_hash and proof must not be NULL");
-    if (count > 64 || pl_merkle_verify_inclusion(leaf_hash, leaf_index, tree_size, proof, count, root_hash))
+    if (count > 64 ||
+        pl_merkle_verify_inclusion(leaf_hash, leaf_index, tree_size, (const pl_hash *)proof, count, root_hash))
         return pl_fail(PL_EVERIFY, "the inclusion proof of leaf %lld in the tree of size %lld does not verify",
                        (long long)leaf_index, (long long)tree_size);
     return PL_OK;
 }
 
 int pl_verify_consistency(int64_t from_size, int64_t to_size, const unsigned char from_root[PL_HASH_SIZE],
-                          const unsigned char to_root[PL_HASH_SIZE], const unsigned char (*proof)[PL_HASH_SIZE],
-                          size_t count)
+                          const unsigned char to_root[PL_HASH_SIZE], const unsigned char *proof, size_t count)
 {
     if (!from_root || !to_root || (count && !proof))
         return pl_fail(PL_EINVAL, "from_root, to_root and proof must not be NULL");
-    if (count > 128 || pl_merkle_verify_consistency(from_size, to_size, from_root, to_root, proof, count))
+    if (count > 128 ||
+        pl_merkle_verify_consistency(from_size, to_size, from_root, to_root, (const pl_hash *)proof, count))
         return pl_fail(PL_EVERIFY, "the consistency proof from size %lld to %lld does not verify",
                        (long long)from_size, (long long)to_size);
     return PL_OK;

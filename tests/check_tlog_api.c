@@ -1,0 +1,361 @@
+/* The transparency log through the public API: proofs for every tree size
+ * 1..1024 against a tree this file computes independently (plain RFC 9162
+ * recursion over the leaf hashes, no library code), the proof verifiers
+ * fed wrong indexes, wrong lengths and garbage, sealing under concurrent
+ * writers and imports (every record sealed exactly once), and results
+ * that do not depend on the session's TimeZone, DateStyle or
+ * extra_float_digits. */
+#include <openssl/sha.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+typedef unsigned char h32[32];
+
+/* --- an independent RFC 9162 tree ----------------------------------------- */
+
+static void node(h32 out, const h32 l, const h32 r)
+{
+    unsigned char b[65];
+    b[0] = 1;
+    memcpy(b + 1, l, 32);
+    memcpy(b + 33, r, 32);
+    SHA256(b, 65, out);
+}
+
+static int64_t split(int64_t n)
+{
+    int64_t k = 1;
+    while (k * 2 < n)
+        k *= 2;
+    return k;
+}
+
+static void mth(h32 out, h32 *d, int64_t n)
+{
+    if (n == 1) {
+        memcpy(out, d[0], 32);
+        return;
+    }
+    int64_t k = split(n);
+    h32 l, r;
+    mth(l, d, k);
+    mth(r, d + k, n - k);
+    node(out, l, r);
+}
+
+static void path(h32 *out, size_t *c, int64_t m, h32 *d, int64_t n)
+{
+    if (n == 1)
+        return;
+    int64_t k = split(n);
+    if (m < k) {
+        path(out, c, m, d, k);
+        mth(out[(*c)++], d + k, n - k);
+    } else {
+        path(out, c, m - k, d + k, n - k);
+        mth(out[(*c)++], d, k);
+    }
+}
+
+static void subproof(h32 *out, size_t *c, int64_t m, h32 *d, int64_t n, int b)
+{
+    if (m == n) {
+        if (!b)
+            mth(out[(*c)++], d, n);
+        return;
+    }
+    int64_t k = split(n);
+    if (m <= k) {
+        subproof(out, c, m, d, k, b);
+        mth(out[(*c)++], d + k, n - k);
+    } else {
+        subproof(out, c, m - k, d + k, n - k, 0);
+        mth(out[(*c)++], d, k);
+    }
+}
+
+/* --- tests ------------------------------------------------------------------ */
+
+#define SIZES 1024
+
+static pl_key *test_key(void)
+{
+    char path_buf[] = "/tmp/pl_tlog_key_XXXXXX";
+    int fd = mkstemp(path_buf);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "openssl genpkey -algorithm ed25519 -out %s 2>/dev/null", path_buf);
+    ck_assert_int_eq(system(cmd), 0);
+    pl_key *k = NULL;
+    tu_ok(pl_key_load(&k, path_buf));
+    unlink(path_buf);
+    return k;
+}
+
+static void insert_one(pl_ledger *l, int i)
+{
+    char entity[32], value[32];
+    snprintf(entity, sizeof entity, "e%d", i % 13);
+    snprintf(value, sizeof value, "{\"v\": %d.25}", i);
+    pl_change c = PL_CHANGE_INIT;
+    c.entity_id = entity;
+    c.field_name = "f";
+    c.new_value = value;
+    c.source_type = "t";
+    pl_receipt r;
+    tu_ok(pl_insert(&r, l, &c));
+}
+
+START_TEST(proofs_every_size)
+{
+    pl_ledger *l = tu_open_new(0, 0);
+    pl_key *key = test_key();
+    static pl_checkpoint *cps[SIZES + 1];
+    static h32 leaves[SIZES];
+    int64_t ids[SIZES];
+    for (int n = 1; n <= SIZES; n++) {
+        insert_one(l, n);
+        pl_seal_info info;
+        tu_ok(pl_seal(&cps[n], &info, sizeof info, l, key, "test.example/log"));
+        ck_assert_int_eq(cps[n]->tree_size, n);
+        ck_assert_int_eq(info.sealed, 1);
+        tu_ok(pl_checkpoint_verify(cps[n], key));
+    }
+    /* Leaf hashes as the log stores them (from inclusion proofs). */
+    for (int i = 0; i < SIZES; i++) {
+        ids[i] = i + 1;
+        pl_proof *p = NULL;
+        tu_ok(pl_prove_inclusion(&p, l, ids[i], NULL));
+        ck_assert_int_eq(p->leaf_index, i);
+        memcpy(leaves[i], p->leaf_hash, 32);
+        pl_proof_free(p);
+    }
+    int checked = 0;
+    for (int n = 1; n <= SIZES; n++) {
+        h32 root;
+        mth(root, leaves, n);
+        ck_assert_msg(memcmp(root, cps[n]->root_hash, 32) == 0, "root of size %d", n);
+        /* Every leaf of the small trees, the first, a middle and a late one of the large. */
+        for (int i = 0; i < n; i += n <= 32 ? 1 : (n / 3) + 1) {
+            pl_proof *p = NULL;
+            tu_ok(pl_prove_inclusion(&p, l, ids[i], cps[n]));
+            h32 want[64];
+            size_t wc = 0;
+            path(want, &wc, i, leaves, n);
+            ck_assert_uint_eq(p->count, wc);
+            ck_assert_msg(wc == 0 || memcmp(p->hashes, want, wc * 32) == 0, "path %d in %d", i, n);
+            tu_ok(pl_verify_inclusion(p->leaf_hash, i, n, p->hashes, p->count, cps[n]->root_hash));
+            pl_proof_free(p);
+            checked++;
+        }
+        for (int m = 1; m <= n; m += n <= 32 ? 1 : (n / 3) + 1) {
+            pl_proof *p = NULL;
+            tu_ok(pl_prove_consistency(&p, l, m, cps[n]));
+            h32 want[128];
+            size_t wc = 0;
+            subproof(want, &wc, m, leaves, n, 1);
+            ck_assert_uint_eq(p->count, wc);
+            ck_assert_msg(wc == 0 || memcmp(p->hashes, want, wc * 32) == 0, "consistency %d..%d", m, n);
+            ck_assert(memcmp(p->from_root, cps[m]->root_hash, 32) == 0);
+            tu_ok(pl_verify_consistency(m, n, cps[m]->root_hash, cps[n]->root_hash, p->hashes, p->count));
+            pl_proof_free(p);
+            checked++;
+        }
+    }
+    fprintf(stderr, "proofs_every_size: %d proofs checked against the independent tree\n", checked);
+    for (int n = 1; n <= SIZES; n++)
+        pl_checkpoint_free(cps[n]);
+    pl_key_free(key);
+    pl_close(l);
+}
+END_TEST
+
+/* The verifiers, fed what an attacker or a corrupt file can send. */
+START_TEST(verifier_fuzz)
+{
+    enum { N = 37 };
+    h32 d[N];
+    for (int i = 0; i < N; i++) {
+        unsigned char b[2] = {0, (unsigned char)i};
+        SHA256(b, 2, d[i]);
+    }
+    h32 root, proof[64], cproof[128];
+    mth(root, d, N);
+    size_t c = 0;
+    path(proof, &c, 5, d, N);
+    tu_ok(pl_verify_inclusion(d[5], 5, N, (const unsigned char *)proof, c, root));
+    ck_assert_int_eq(pl_verify_inclusion(d[5], N, N, (const unsigned char *)proof, c, root), PL_EVERIFY);
+    ck_assert_int_eq(pl_verify_inclusion(d[5], 5, 0, (const unsigned char *)proof, c, root), PL_EVERIFY);
+    ck_assert_int_eq(pl_verify_inclusion(d[5], -1, N, (const unsigned char *)proof, c, root), PL_EVERIFY);
+    ck_assert_int_eq(pl_verify_inclusion(d[5], 5, N, (const unsigned char *)proof, c - 1, root), PL_EVERIFY);
+    ck_assert_int_eq(pl_verify_inclusion(d[5], 5, N, (const unsigned char *)proof, c + 1, root), PL_EVERIFY);
+    ck_assert_int_eq(pl_verify_inclusion(d[5], 6, N, (const unsigned char *)proof, c, root), PL_EVERIFY);
+    ck_assert_int_eq(pl_verify_inclusion(NULL, 5, N, (const unsigned char *)proof, c, root), PL_EINVAL);
+    for (size_t i = 0; i < c; i++)
+        for (int bit = 0; bit < 256; bit++) {
+            h32 bad[64];
+            memcpy(bad, proof, sizeof bad);
+            bad[i][bit / 8] ^= (unsigned char)(1 << (bit % 8));
+            ck_assert_int_eq(pl_verify_inclusion(d[5], 5, N, (const unsigned char *)bad, c, root), PL_EVERIFY);
+        }
+    h32 r12;
+    mth(r12, d, 12);
+    size_t cc = 0;
+    subproof(cproof, &cc, 12, d, N, 1);
+    tu_ok(pl_verify_consistency(12, N, r12, root, (const unsigned char *)cproof, cc));
+    ck_assert_int_eq(pl_verify_consistency(12, N, r12, root, (const unsigned char *)cproof, cc - 1), PL_EVERIFY);
+    ck_assert_int_eq(pl_verify_consistency(13, N, r12, root, (const unsigned char *)cproof, cc), PL_EVERIFY);
+    ck_assert_int_eq(pl_verify_consistency(N, 12, root, r12, (const unsigned char *)cproof, cc), PL_EVERIFY);
+    ck_assert_int_eq(pl_verify_consistency(0, N, r12, root, (const unsigned char *)cproof, cc), PL_EVERIFY);
+    tu_ok(pl_verify_consistency(N, N, root, root, NULL, 0));
+    ck_assert_int_eq(pl_verify_consistency(N, N, root, r12, NULL, 0), PL_EVERIFY);
+    /* Garbage: random sizes, indexes and hashes never verify or crash. */
+    srand(12345);
+    for (int t = 0; t < 20000; t++) {
+        h32 g[64];
+        for (size_t i = 0; i < sizeof g; i++)
+            ((unsigned char *)g)[i] = (unsigned char)rand();
+        int64_t size = (int64_t)(rand() % 5000) - 10, idx = (int64_t)(rand() % 6000) - 10;
+        size_t n = (size_t)(rand() % 70);
+        ck_assert_int_ne(pl_verify_inclusion(g[0], idx, size, (const unsigned char *)g, n, g[1]), PL_OK);
+        ck_assert_int_ne(pl_verify_consistency(idx, size, g[0], g[1], (const unsigned char *)g, n), PL_OK);
+    }
+}
+END_TEST
+
+typedef struct writer_arg {
+    int id, import;
+} writer_arg;
+
+static void *writer(void *p)
+{
+    writer_arg *w = p;
+    pl_config cfg;
+    tu_config(&cfg, 0);
+    cfg.allow_import = 1;
+    pl_ledger *l = tu_open_cfg(&cfg);
+    for (int round = 0; round < 60; round++) {
+        pl_change c[20];
+        pl_time tts[20];
+        char ent[20][32], val[20][32];
+        for (int i = 0; i < 20; i++) {
+            c[i] = (pl_change)PL_CHANGE_INIT;
+            snprintf(ent[i], sizeof ent[i], "w%d_%d_%d", w->id, round, i % 5);
+            snprintf(val[i], sizeof val[i], "%d", i);
+            c[i].entity_id = ent[i];
+            c[i].field_name = "f";
+            c[i].new_value = val[i];
+            c[i].source_type = "t";
+            tts[i] = pl_time_now() - 3600 * INT64_C(1000000) + i;
+        }
+        pl_receipt r[20];
+        int rc = w->import ? pl_import_batch(r, l, c, tts, 20) : pl_insert_batch(r, l, c, 20);
+        ck_assert_msg(rc == PL_OK, "%s", pl_errmsg());
+    }
+    pl_close(l);
+    return NULL;
+}
+
+START_TEST(seal_concurrent_exactly_once)
+{
+    pl_ledger *l = tu_open_new(0, 1);
+    pl_key *key = test_key();
+    pthread_t th[3];
+    writer_arg args[3] = {{0, 0}, {1, 0}, {2, 1}};
+    for (int i = 0; i < 3; i++)
+        pthread_create(&th[i], NULL, writer, &args[i]);
+    int seals = 0;
+    for (int i = 0; i < 40; i++) {
+        pl_seal_info info;
+        tu_ok(pl_seal(NULL, &info, sizeof info, l, key, NULL));
+        ck_assert_int_eq(info.backdated, 0);
+        seals++;
+    }
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    pl_seal_info info;
+    tu_ok(pl_seal(NULL, &info, sizeof info, l, key, NULL));
+    char sql[512];
+    const char *counts[] = {"count(*) FROM \"%s\".provenance_ledger",
+                            "count(*) FROM \"%s\".log_leaf WHERE kind = 1",
+                            "count(DISTINCT item_id) FROM \"%s\".log_leaf WHERE kind = 1",
+                            "count(*) FROM \"%s\".provenance_ledger p WHERE NOT EXISTS (SELECT 1 FROM \"%s\".log_leaf "
+                            "WHERE kind = 1 AND item_id = p.id)"};
+    long long want[] = {3600, 3600, 3600, 0};
+    for (int i = 0; i < 4; i++) {
+        char q[400];
+        snprintf(q, sizeof q, "SELECT %s", counts[i]);
+        snprintf(sql, sizeof sql, q, tu_schema(), tu_schema());
+        ck_assert_int_eq(tu_sql_ll(sql), want[i]);
+    }
+    fprintf(stderr, "seal_concurrent_exactly_once: %d seals while 3 writers ran; 3600 records, each sealed once\n",
+            seals);
+    ck_assert_int_eq(info.tree_size, 3600);
+    pl_verify_summary s;
+    tu_ok(pl_verify(&s, sizeof s, l, NULL, key, NULL, NULL, NULL));
+    ck_assert_int_eq(s.findings, 0);
+    ck_assert_int_eq(s.tree_size, 3600);
+    pl_key_free(key);
+    pl_close(l);
+}
+END_TEST
+
+/* Session settings that change how PostgreSQL prints times and numbers
+ * change no leaf. */
+START_TEST(session_settings_change_nothing)
+{
+    pl_ledger *l = tu_open_new(0, 0);
+    pl_key *key = test_key();
+    for (int i = 0; i < 30; i++)
+        insert_one(l, i);
+    pl_checkpoint *cp = NULL;
+    tu_ok(pl_seal(&cp, NULL, 0, l, key, NULL));
+    pl_close(l);
+    setenv("PGOPTIONS", "-c TimeZone=Pacific/Chatham -c DateStyle=SQL,DMY -c extra_float_digits=-15", 1);
+    setenv("PGTZ", "Asia/Kathmandu", 1);
+    pl_config cfg;
+    tu_config(&cfg, 0);
+    l = tu_open_cfg(&cfg);
+    pl_verify_summary s;
+    tu_ok(pl_verify(&s, sizeof s, l, NULL, key, cp, NULL, NULL));
+    ck_assert_int_eq(s.findings, 0);
+    ck_assert_int_eq(s.tree_size, 30);
+    insert_one(l, 99);
+    pl_checkpoint *cp2 = NULL;
+    tu_ok(pl_seal(&cp2, NULL, 0, l, key, NULL));
+    unsetenv("PGOPTIONS");
+    unsetenv("PGTZ");
+    pl_close(l);
+    l = tu_open_cfg(&cfg);
+    tu_ok(pl_verify(&s, sizeof s, l, NULL, key, cp2, NULL, NULL));
+    ck_assert_int_eq(s.findings, 0);
+    pl_checkpoint_free(cp);
+    pl_checkpoint_free(cp2);
+    pl_key_free(key);
+    pl_close(l);
+}
+END_TEST
+
+int main(void)
+{
+    tu_require_servers();
+    Suite *s = suite_create("tlog_api");
+    TCase *tc = tcase_create("tlog_api");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, verifier_fuzz);
+    tcase_add_test(tc, session_settings_change_nothing);
+    tcase_add_test(tc, seal_concurrent_exactly_once);
+    tcase_add_test(tc, proofs_every_size);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
