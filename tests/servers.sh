@@ -753,7 +753,8 @@ stop_default_servers() {
 cmd_deps() {
     local -a want=(postgresql-15 postgresql-15-cron pgbouncer redis-server
         redis-tools meson ninja-build pkg-config gcc g++ libpq-dev
-        libhiredis-dev libjansson-dev libssl-dev check valgrind gnuplot-nox jq)
+        libhiredis-dev libjansson-dev libssl-dev check valgrind gnuplot-nox jq
+        golang-go golang-golang-x-mod-dev)
     local -a missing=()
     local p
     for p in "${want[@]}"; do
