@@ -435,7 +435,8 @@ static int object(parser *ps, pl_buf *out)
         rc = fail(ps, pl_fail(PL_ENOMEM, "out of memory"));
     if (!rc) {
         sort_names = &names;
-        qsort(m, count, sizeof *m, member_cmp);
+        if (count > 1)
+            qsort(m, count, sizeof *m, member_cmp);
         pl_buf_put(out, "{", 1);
         for (size_t i = 0; i < count; i++) {
             if (i > 0 && member_cmp(&m[i - 1], &m[i]) == 0) {
