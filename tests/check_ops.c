@@ -127,7 +127,7 @@ START_TEST(test_schema_objects)
     int v = 0;
     tu_ok(pl_schema_version(&v, l));
     ck_assert_int_eq(v, PL_SCHEMA_VERSION);
-    ck_assert_int_eq(PL_SCHEMA_VERSION, 4);
+    ck_assert_int_ge(PL_SCHEMA_VERSION, 4);
     /* Migration 4: messages print RFC 3339; pl_cache_bind is gone. */
     ck_assert_int_eq(tu_sql_ll("SELECT (pl_rfc3339('2025-01-02 03:04:05.000006+00') = "
                                "'2025-01-02T03:04:05.000006Z')::int"),
