@@ -143,6 +143,8 @@ static int page_opts(const cli *c, long long *limit, const char **cursor, unsign
     const char *v = cli_get(c, "limit");
     int st;
     *limit = 0;
+    *cursor = NULL;
+    *flags = c->flags;
     if (v && (st = cli_parse_int(c, "--limit", v, 1, PL_MAX_PAGE, limit)) != CLI_OK)
         return st;
     *cursor = cli_get(c, "cursor");
