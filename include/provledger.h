@@ -346,7 +346,7 @@ PL_EXTERN int pl_migrate(pl_ledger *l);
 PL_EXTERN int pl_schema_version(int *out_db, pl_ledger *l);
 
 /** The schema version this library creates with pl_migrate(). */
-#define PL_SCHEMA_VERSION 5
+#define PL_SCHEMA_VERSION 6
 
 /* ------------------------------------------------------------------------ */
 /* Writing                                                                   */
@@ -537,7 +537,12 @@ enum pl_query_flags {
      *  pl_result_staleness_us(). A replica that cannot be reached never
      *  fails the read: the primary answers it (see
      *  #pl_config.replica_conninfo). Ignored with #PL_REALTIME. */
-    PL_ALLOW_STALE = 1u << 1
+    PL_ALLOW_STALE = 1u << 1,
+    /** Pages and iterators of history and range (pl_history_page(),
+     *  pl_range_page(), pl_history_open(), pl_range_open()): newest first,
+     *  by (transaction_time, id) descending. Other calls refuse it
+     *  (#PL_EINVAL). */
+    PL_NEWEST_FIRST = 1u << 2
 };
 
 /**
@@ -586,6 +591,11 @@ PL_EXTERN int pl_snapshot(pl_result **out, pl_ledger *l,
 /**
  * Records of an entity (or of one field) whose transaction time lies in
  * [@p from, @p to), oldest first by (transaction_time, id).
+ *
+ * The whole answer is one result, read in one statement on one pooled
+ * connection: its memory and time grow with the number of records. For a
+ * window that may hold many (more than some ten thousand), page through it
+ * with pl_range_page() or stream it with pl_range_open().
  * @param field_name one field, or NULL for all.
  * @param from, to instants or #PL_TIME_NOW; #PL_TIME_ANY leaves that end
  *        open.
@@ -599,10 +609,79 @@ PL_EXTERN int pl_range(pl_result **out, pl_ledger *l, const char *entity_id,
 /**
  * Every record of an entity (or of one field), ordered by
  * (transaction_time, id).
+ *
+ * The whole history is one result, read in one statement: its memory and
+ * time grow with the history. For an entity that may have many records
+ * (more than some ten thousand), page with pl_history_page() or stream
+ * with pl_history_open().
  * @return #PL_OK with a result that may be empty; errors as pl_current().
  */
 PL_EXTERN int pl_history(pl_result **out, pl_ledger *l, const char *entity_id,
                          const char *field_name, unsigned flags);
+
+/** Most records in one page of pl_history_page() and pl_range_page(). */
+#define PL_MAX_PAGE 10000
+
+/**
+ * One page of pl_history(): at most @p limit records of an entity (or of
+ * one field) in (transaction_time, id) order, oldest first, or newest
+ * first with #PL_NEWEST_FIRST, and a cursor for the next page.
+ *
+ * Keyset paging: a cursor holds the position (transaction time and id) of
+ * the last record of its page, so a page costs the same at any depth, and
+ * the pages of one walk never skip or repeat a record, even while records
+ * are appended: within an entity, a new record always comes after every
+ * record already committed, so oldest first it appears on a later page,
+ * and newest first (the walk starts at the newest record the first page
+ * saw) it never does.
+ *
+ * A cursor is bound to its query and to the ledger: it carries an
+ * HMAC-SHA-256 (under a key derived from the ledger's secret, see
+ * migration 3) of the position and of the call (history or range), the
+ * entity, the field (or all), the order, and for a range its window. A
+ * cursor given to another query, another ledger, or altered, is
+ * #PL_EINVAL. It is text of at most 80 bytes ("p1:" and printable ASCII,
+ * README "Paging"), valid as long as the ledger: it may be stored, or
+ * passed to another process.
+ *
+ * Pages are read on the primary (never the cache, a view or the replica:
+ * pl_result_origin() is #PL_ORIGIN_PRIMARY) with the point reads' share of
+ * the pool, one statement per page. Reading them needs EXECUTE on the
+ * schema's pl_cache_secret() (README "Roles and grants"), once per handle.
+ *
+ * @param out receives the page (possibly empty).
+ * @param next_cursor receives the cursor of the next page (free with
+ *        pl_free()), or NULL when this page is the last; may itself be NULL.
+ * @param field_name one field, or NULL for all fields.
+ * @param cursor NULL for the first page, else a @p next_cursor of the
+ *        previous page of the same query (same entity, field and flags'
+ *        order).
+ * @param limit 1..#PL_MAX_PAGE.
+ * @param flags #PL_NEWEST_FIRST, and #PL_REALTIME or #PL_ALLOW_STALE
+ *        (accepted; pages always read the primary).
+ * @return #PL_OK; #PL_EINVAL for a bad argument or a cursor of another
+ *         query (the message says which); errors as pl_current().
+ */
+PL_EXTERN int pl_history_page(pl_result **out, char **next_cursor, pl_ledger *l,
+                              const char *entity_id, const char *field_name,
+                              const char *cursor, size_t limit, unsigned flags);
+
+/**
+ * One page of pl_range(): as pl_history_page(), over the records whose
+ * transaction time lies in [@p from, @p to).
+ *
+ * With an instant as @p to, each page first waits for writes of this
+ * entity still in flight, as pl_range() does, so that no record with a
+ * time before @p to commits behind the walk. #PL_TIME_NOW stands for the
+ * server's time when each page is read (a later page may see records a
+ * former page's "now" excluded; none is skipped or repeated).
+ * @param from, to instants or #PL_TIME_NOW; #PL_TIME_ANY leaves that end
+ *        open. They are part of the query the cursor is bound to.
+ * @return as pl_history_page(); #PL_EINVAL when @p from > @p to.
+ */
+PL_EXTERN int pl_range_page(pl_result **out, char **next_cursor, pl_ledger *l,
+                            const char *entity_id, const char *field_name, pl_time from,
+                            pl_time to, const char *cursor, size_t limit, unsigned flags);
 
 /* ------------------------------------------------------------------------ */
 /* Time                                                                      */
@@ -842,6 +921,37 @@ typedef struct pl_iter pl_iter;
  */
 PL_EXTERN int pl_audit_open(pl_iter **out, pl_ledger *l, const char *source_type,
                             pl_time from, pl_time to);
+
+/**
+ * pl_history() as an iterator: every record of an entity (or of one
+ * field), oldest first by (transaction_time, id), or newest first with
+ * #PL_NEWEST_FIRST, streamed from a server-side cursor in chunks as for
+ * pl_audit_open(): memory stays bounded whatever the history's length.
+ * The records are those of one snapshot, taken when the call returns. The
+ * iterator holds one connection of the pool's heavy share until
+ * pl_iter_free() (or until it returns #PL_ITEROVER), as for
+ * pl_audit_open().
+ * @param field_name one field, or NULL for all fields.
+ * @param flags #PL_NEWEST_FIRST, and #PL_REALTIME or #PL_ALLOW_STALE
+ *        (accepted; iterators always read the primary).
+ * @return #PL_OK; #PL_EINVAL; #PL_ETIMEOUT when the heavy share stays in
+ *         use; errors as pl_current().
+ */
+PL_EXTERN int pl_history_open(pl_iter **out, pl_ledger *l, const char *entity_id,
+                              const char *field_name, unsigned flags);
+
+/**
+ * pl_range() as an iterator: the records of an entity (or of one field)
+ * with transaction time in [@p from, @p to), in the order @p flags asks,
+ * streamed as by pl_history_open(). With an instant as @p to, the call
+ * first waits for writes of this entity still in flight, as pl_range()
+ * does.
+ * @param from, to instants or #PL_TIME_NOW; #PL_TIME_ANY leaves that end
+ *        open.
+ * @return as pl_history_open(); #PL_EINVAL when @p from > @p to.
+ */
+PL_EXTERN int pl_range_open(pl_iter **out, pl_ledger *l, const char *entity_id,
+                            const char *field_name, pl_time from, pl_time to, unsigned flags);
 
 /**
  * The next record of an iterator.

@@ -717,6 +717,59 @@ run "search newest first" 0 "${G[@]}" search '{"import_batch_id":"b1"}' --limit 
 run "search nothing" 0 "${G[@]}" search '{"import_batch_id":"none"}' && jcheck "search empty" 'J == {"records": [], "next_cursor": None}'
 run "search table" 0 "${G[@]}" --format table search '{"import_batch_id":"b2"}' && contains "search table" "$OUT" "next cursor:"
 
+# history and range: streamed without --limit; with it one page, then one
+# line {"next_cursor": C}; cursors bound to their query.
+gen_lines 70 pg b3 >"$TMP/70"
+STDIN=$TMP/70 run "page entity" 0 "${G[@]}" insert --stdin --batch 70 --count && jcheck "70 inserted" 'J == {"inserted": 70}'
+HIDS=""
+if run "history streamed" 0 "${G[@]}" history pg_0; then
+    jcheck "streamed oldest first" 'len(L) == 10 and [(r["transaction_time"], r["id"]) for r in L] == sorted((r["transaction_time"], r["id"]) for r in L)'
+    jval HIDS '",".join(str(r["id"]) for r in L)'
+fi
+run "history streamed newest first" 0 "${G[@]}" history pg_0 --newest-first &&
+    jcheck "newest first" '",".join(str(r["id"]) for r in reversed(L)) == "'"$HIDS"'"'
+for order in "" --newest-first; do
+    PIDS="" pages=0 cursor=()
+    while :; do
+        run "history page $order" 0 "${G[@]}" history pg_0 --limit 4 $order "${cursor[@]}" || break
+        jcheck "page shape" 'set(L[-1]) == {"next_cursor"} and 1 <= len(L) <= 5 and all("id" in r for r in L[:-1])'
+        jval ids '",".join(str(r["id"]) for r in L[:-1])'
+        PIDS+=${PIDS:+${ids:+,}}$ids
+        jval next 'L[-1]["next_cursor"] or ""'
+        pages=$((pages + 1))
+        [[ -n $next && $pages -lt 10 ]] || break
+        cursor=(--cursor "$next")
+    done
+    equals "history pages $order" "$pages" 3
+    if [[ -z $order ]]; then
+        equals "pages are the history" "$PIDS" "$HIDS"
+    else
+        equals "newest-first pages are the history reversed" "$PIDS" "$(tr , '\n' <<<"$HIDS" | tac | paste -sd,)"
+    fi
+done
+run "history last page" 0 "${G[@]}" history pg_0 --limit 10 && jcheck "full last page" 'len(L) == 11 and L[-1] == {"next_cursor": None}'
+run "history page of a field" 0 "${G[@]}" history pg_0 f0 --limit 2 && jval FC 'L[-1]["next_cursor"]' &&
+    jcheck "field page" 'all(r["field_name"] == "f0" for r in L[:-1]) and len(L) == 3'
+run "history --cursor alone: limit 100" 0 "${G[@]}" history pg_0 f0 --cursor "${FC:-x}" &&
+    jcheck "rest of the field" 'all(r["field_name"] == "f0" for r in L[:-1]) and L[-1] == {"next_cursor": None}'
+run "history: a cursor of another field" 2 "${G[@]}" history pg_0 f1 --cursor "${FC:-x}" &&
+    contains "cursor of another query" "$ERR" "not a cursor of this query"
+run "history: a cursor of another order" 2 "${G[@]}" history pg_0 f0 --newest-first --cursor "${FC:-x}"
+run "range: a history cursor" 2 "${G[@]}" range pg_0 f0 --cursor "${FC:-x}"
+run "history: garbage cursor" 2 "${G[@]}" history pg_0 --cursor garbage && one_line_error "garbage cursor"
+run "history: --limit 0" 2 "${G[@]}" history pg_0 --limit 0
+run "history: empty --cursor" 2 "${G[@]}" history pg_0 --cursor ''
+run "history page table" 0 "${G[@]}" --format table history pg_0 --limit 3 && contains "page table" "$OUT" "next cursor: p1:"
+FROM3=""
+run "history for range" 0 "${G[@]}" history pg_0 && jval FROM3 'L[3]["transaction_time"]' && jval TO8 'L[8]["transaction_time"]'
+run "range streamed newest first" 0 "${G[@]}" range pg_0 --from "${FROM3:-any}" --to "${TO8:-any}" --newest-first &&
+    jcheck "range window newest first" 'len(L) == 5 and L[0]["transaction_time"] > L[-1]["transaction_time"]'
+run "range page" 0 "${G[@]}" range pg_0 --from "${FROM3:-any}" --to "${TO8:-any}" --limit 3 && jval RC 'L[-1]["next_cursor"]' &&
+    jcheck "range page" 'len(L) == 4 and L[0]["transaction_time"] == "'"${FROM3:-}"'"'
+run "range next page" 0 "${G[@]}" range pg_0 --from "${FROM3:-any}" --to "${TO8:-any}" --limit 3 --cursor "${RC:-x}" &&
+    jcheck "range rest" 'len(L) == 3 and L[-1] == {"next_cursor": None}'
+run "range: a cursor of another window" 2 "${G[@]}" range pg_0 --from "${FROM3:-any}" --limit 3 --cursor "${RC:-x}"
+
 TOTAL=$(rows)
 run "audit all" 0 "${G[@]}" audit &&
     jcheck "audit all" "len(L) == $TOTAL and [(r['transaction_time'], r['id']) for r in L] == sorted((r['transaction_time'], r['id']) for r in L)"

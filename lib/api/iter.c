@@ -1,12 +1,13 @@
-/* The audit report iterator, built on a binary server-side cursor
- * (db/cursor.h): rows arrive in chunks of PL_CURSOR_CHUNK, so a report of
- * any size never sits in memory at once. */
+/* The iterators (the audit report, history, range), built on a binary
+ * server-side cursor (db/cursor.h): rows arrive in chunks of
+ * PL_CURSOR_CHUNK, so an answer of any size never sits in memory at once. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cursor.h"
 #include "error.h"
 #include "ledger.h"
+#include "page.h"
 #include "result.h"
 #include "validate.h"
 #include "wire.h"
@@ -24,6 +25,25 @@ struct pl_iter {
     int finished;       /* PL_ITEROVER or an error was returned */
     int status;         /* what a finished iterator returns */
 };
+
+/* An iterator over registry SELECT stmt with text parameters. */
+static int iter_start(pl_iter **out, pl_ledger *l, int stmt, const char *const *values)
+{
+    pl_iter *it = calloc(1, sizeof *it);
+    if (!it)
+        return pl_fail(PL_ENOMEM, "out of memory");
+    int rc = pl_cursor_open(&it->cur, l->db, stmt, values, -1);
+    if (rc) {
+        free(it);
+        return rc;
+    }
+    /* The iterator may outlive pl_close(): it keeps the pool its
+     * connection belongs to. */
+    pl_ledger_ref(l);
+    it->ledger = l;
+    *out = it;
+    return PL_OK;
+}
 
 static int audit_open_call(pl_iter **out, pl_ledger *l, const char *source_type, pl_time from, pl_time to)
 {
@@ -43,26 +63,52 @@ static int audit_open_call(pl_iter **out, pl_ledger *l, const char *source_type,
         return rc;
     if (from != PL_TIME_NOW && from != PL_TIME_ANY && to != PL_TIME_NOW && to != PL_TIME_ANY && from > to)
         return pl_fail(PL_EINVAL, "from: must not be after to");
-    pl_iter *it = calloc(1, sizeof *it);
-    if (!it)
-        return pl_fail(PL_ENOMEM, "out of memory");
     char fbuf[PL_TIME_BUFSIZE], tbuf[PL_TIME_BUFSIZE];
     const char *values[3] = {pl_time_param(fbuf, from), pl_time_param(tbuf, to), source_type};
-    if ((rc = pl_cursor_open(&it->cur, l->db, PL_SQL_AUDIT, values, -1))) {
-        free(it);
-        return rc;
-    }
-    /* The iterator may outlive pl_close(): it keeps the pool its
-     * connection belongs to. */
-    pl_ledger_ref(l);
-    it->ledger = l;
-    *out = it;
-    return PL_OK;
+    return iter_start(out, l, PL_SQL_AUDIT, values);
 }
 
 int pl_audit_open(pl_iter **out, pl_ledger *l, const char *source_type, pl_time from, pl_time to)
 {
     PL_GUARD(l, audit_open_call(out, l, source_type, from, to));
+}
+
+/* ------------------------------------------------------------------------ */
+/* History and range iterators                                               */
+/* ------------------------------------------------------------------------ */
+
+/* The page statement of the question (page.h), unlimited, as a cursor. */
+static int keyset_open_call(pl_iter **out, pl_ledger *l, int range, const char *entity_id,
+                            const char *field_name, pl_time from, pl_time to, unsigned flags)
+{
+    if (!out)
+        return pl_fail(PL_EINVAL, "out: NULL");
+    *out = NULL;
+    if (!l)
+        return pl_fail(PL_EINVAL, "ledger: NULL");
+    pl_page_query q;
+    int rc = pl_page_query_init(&q, range, entity_id, field_name, from, to, flags);
+    /* Settled on a connection of its own before the cursor's snapshot is
+     * taken: the snapshot then holds every writer that was in flight. */
+    if (!rc)
+        rc = pl_page_settle(l, &q);
+    if (rc)
+        return rc;
+    pl_page_params p;
+    pl_page_params_fill(&p, &q, 0, 0, 0, 0);
+    return iter_start(out, l, q.stmt, p.values);
+}
+
+int pl_history_open(pl_iter **out, pl_ledger *l, const char *entity_id, const char *field_name,
+                    unsigned flags)
+{
+    PL_GUARD(l, keyset_open_call(out, l, 0, entity_id, field_name, PL_TIME_ANY, PL_TIME_ANY, flags));
+}
+
+int pl_range_open(pl_iter **out, pl_ledger *l, const char *entity_id, const char *field_name, pl_time from,
+                  pl_time to, unsigned flags)
+{
+    PL_GUARD(l, keyset_open_call(out, l, 1, entity_id, field_name, from, to, flags));
 }
 
 /* Ends the iterator's work on the server; it keeps answering `status`. */

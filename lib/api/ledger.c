@@ -184,6 +184,7 @@ static void destroy(pl_ledger *l)
     free((char *)l->cfg.cache_key_prefix);
     free((char *)l->cfg.replica_conninfo);
     pthread_mutex_destroy(&l->lag_mu);
+    pthread_mutex_destroy(&l->page_mu);
     pthread_mutex_destroy(&l->life_mu);
     pthread_cond_destroy(&l->life_cv);
     free(l);
@@ -254,6 +255,7 @@ int pl_open(pl_ledger **out, const pl_config *caller_cfg)
     if (!l)
         return pl_fail(PL_ENOMEM, "out of memory");
     pthread_mutex_init(&l->lag_mu, NULL);
+    pthread_mutex_init(&l->page_mu, NULL);
     pthread_mutex_init(&l->life_mu, NULL);
     pthread_cond_init(&l->life_cv, NULL);
     atomic_init(&l->refs, 1);

@@ -22,6 +22,11 @@ struct pl_ledger {
     pthread_mutex_t lag_mu;
     int64_t replica_lag_us;     /* last measured replay lag */
     uint64_t replica_lag_at_us; /* monotonic time of that measurement */
+    /* Paging cursors' MAC key (page.c), derived from the ledger's secret
+     * when a page call first needs it. */
+    pthread_mutex_t page_mu;
+    int page_key_ok;
+    unsigned char page_key[32];
     /* Lifetime: the handle is one reference and every open iterator one
      * more; `active` counts public calls running now, which pl_close()
      * waits for after setting `closing`. */

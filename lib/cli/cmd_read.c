@@ -90,31 +90,144 @@ int cmd_snapshot(cli *c)
     return answer(c, rc, r, ctx);
 }
 
+/* Prints the records of an iterator as they come (JSON lines, or a table
+ * flushed every 500 rows) and frees it. */
+static int stream(cli *c, pl_iter *it)
+{
+    cli_json j;
+    jw_init(&j);
+    cli_table t;
+    memset(&t, 0, sizeof t);
+    int st = CLI_OK, rc;
+    int table = c->format == CLI_FORMAT_TABLE;
+    if (table && cli_record_table(&t) != 0) {
+        cli_note(c, "out of memory");
+        st = CLI_ERROR;
+        goto out;
+    }
+    const pl_record *rec;
+    size_t n = 0;
+    while ((rc = pl_iter_next(&rec, it)) == PL_OK) {
+        if (table) {
+            cli_record_row(&t, rec);
+            if (t.rows == 500) /* stream: print in chunks, widths only grow */
+                cli_table_flush(&t, stdout);
+        } else {
+            cli_record_json(&j, rec);
+            jw_line(&j, stdout);
+        }
+        n++;
+    }
+    if (table)
+        cli_table_flush(&t, stdout);
+    if (rc != PL_ITEROVER) {
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "(after %zu records)", n);
+        fflush(stdout);
+        st = cli_fail(c, rc, ctx);
+    } else if (j.oom || t.oom) {
+        cli_note(c, "out of memory");
+        st = CLI_ERROR;
+    }
+out:
+    cli_table_free(&t);
+    jw_free(&j);
+    pl_iter_free(it);
+    return st;
+}
+
+/* --limit, --cursor and --newest-first of history and range: *limit 0
+ * streams everything. */
+static int page_opts(const cli *c, long long *limit, const char **cursor, unsigned *flags)
+{
+    const char *v = cli_get(c, "limit");
+    int st;
+    *limit = 0;
+    *cursor = NULL;
+    *flags = c->flags;
+    if (v && (st = cli_parse_int(c, "--limit", v, 1, PL_MAX_PAGE, limit)) != CLI_OK)
+        return st;
+    *cursor = cli_get(c, "cursor");
+    if (*cursor && !**cursor)
+        return cli_bad(c, "--cursor: must not be empty");
+    if (*cursor && !*limit)
+        *limit = 100;
+    *flags = c->flags | (cli_get(c, "newest-first") ? PL_NEWEST_FIRST : 0u);
+    return CLI_OK;
+}
+
+/* Prints a page, then its next cursor: in JSON one last line
+ * {"next_cursor": "..."} (null on the last page); in a table a line
+ * "next cursor: ...". */
+static int print_page(cli *c, int rc, pl_result *r, char *next)
+{
+    int st = rc == PL_OK ? cli_print_result(c, r) : cli_fail(c, rc, NULL);
+    if (st == CLI_OK) {
+        if (c->format == CLI_FORMAT_JSON) {
+            cli_json j;
+            jw_init(&j);
+            jw_obj(&j);
+            jw_key(&j, "next_cursor");
+            jw_str(&j, next);
+            jw_obj_end(&j);
+            if (jw_line(&j, stdout) != 0) {
+                cli_note(c, "out of memory");
+                st = CLI_ERROR;
+            }
+            jw_free(&j);
+        } else {
+            printf("\nnext cursor: %s\n", next ? next : "(none: last page)");
+        }
+    }
+    pl_free(next);
+    pl_result_free(r);
+    return st;
+}
+
 int cmd_range(cli *c)
 {
     pl_time from, to;
+    long long limit;
+    const char *cursor;
+    unsigned flags;
     int st;
     if ((st = time_opt(c, "from", PL_TIME_ANY, &from)) != CLI_OK ||
-        (st = time_opt(c, "to", PL_TIME_ANY, &to)) != CLI_OK)
+        (st = time_opt(c, "to", PL_TIME_ANY, &to)) != CLI_OK ||
+        (st = page_opts(c, &limit, &cursor, &flags)) != CLI_OK)
         return st;
     if (from != PL_TIME_ANY && to != PL_TIME_ANY && from != PL_TIME_NOW && to != PL_TIME_NOW &&
         from > to)
         return cli_bad(c, "--from is after --to");
     if ((st = cli_open(c)) != CLI_OK)
         return st;
-    pl_result *r = NULL;
-    int rc = pl_range(&r, c->l, c->pos[0], c->pos[1], from, to, c->flags);
-    return answer(c, rc, r, NULL);
+    if (limit) {
+        pl_result *r = NULL;
+        char *next = NULL;
+        int rc = pl_range_page(&r, &next, c->l, c->pos[0], c->pos[1], from, to, cursor, (size_t)limit, flags);
+        return print_page(c, rc, r, next);
+    }
+    pl_iter *it = NULL;
+    int rc = pl_range_open(&it, c->l, c->pos[0], c->pos[1], from, to, flags);
+    return rc == PL_OK ? stream(c, it) : cli_fail(c, rc, NULL);
 }
 
 int cmd_history(cli *c)
 {
-    int st = cli_open(c);
-    if (st != CLI_OK)
+    long long limit;
+    const char *cursor;
+    unsigned flags;
+    int st;
+    if ((st = page_opts(c, &limit, &cursor, &flags)) != CLI_OK || (st = cli_open(c)) != CLI_OK)
         return st;
-    pl_result *r = NULL;
-    int rc = pl_history(&r, c->l, c->pos[0], c->pos[1], c->flags);
-    return answer(c, rc, r, NULL);
+    if (limit) {
+        pl_result *r = NULL;
+        char *next = NULL;
+        int rc = pl_history_page(&r, &next, c->l, c->pos[0], c->pos[1], cursor, (size_t)limit, flags);
+        return print_page(c, rc, r, next);
+    }
+    pl_iter *it = NULL;
+    int rc = pl_history_open(&it, c->l, c->pos[0], c->pos[1], flags);
+    return rc == PL_OK ? stream(c, it) : cli_fail(c, rc, NULL);
 }
 
 int cmd_search(cli *c)
@@ -182,45 +295,5 @@ int cmd_audit(cli *c)
         return st;
     pl_iter *it = NULL;
     int rc = pl_audit_open(&it, c->l, source, from, to);
-    if (rc != PL_OK)
-        return cli_fail(c, rc, NULL);
-    cli_json j;
-    jw_init(&j);
-    cli_table t;
-    memset(&t, 0, sizeof t);
-    int table = c->format == CLI_FORMAT_TABLE;
-    if (table && cli_record_table(&t) != 0) {
-        cli_note(c, "out of memory");
-        st = CLI_ERROR;
-        goto out;
-    }
-    const pl_record *rec;
-    size_t n = 0;
-    while ((rc = pl_iter_next(&rec, it)) == PL_OK) {
-        if (table) {
-            cli_record_row(&t, rec);
-            if (t.rows == 500) /* stream: print in chunks, widths only grow */
-                cli_table_flush(&t, stdout);
-        } else {
-            cli_record_json(&j, rec);
-            jw_line(&j, stdout);
-        }
-        n++;
-    }
-    if (table)
-        cli_table_flush(&t, stdout);
-    if (rc != PL_ITEROVER) {
-        char ctx[64];
-        snprintf(ctx, sizeof ctx, "(after %zu records)", n);
-        fflush(stdout);
-        st = cli_fail(c, rc, ctx);
-    } else if (j.oom || t.oom) {
-        cli_note(c, "out of memory");
-        st = CLI_ERROR;
-    }
-out:
-    cli_table_free(&t);
-    jw_free(&j);
-    pl_iter_free(it);
-    return st;
+    return rc == PL_OK ? stream(c, it) : cli_fail(c, rc, NULL);
 }

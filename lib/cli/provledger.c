@@ -62,9 +62,16 @@ static const cli_opt current_opts[] = {
     {NULL, NULL, NULL},
 };
 
+/* Paging and order of history and range. */
+#define PAGE_OPTS                                                                        \
+    {"limit", "N", "print one page of at most N records, 1..10000, and the next cursor"}, \
+    {"cursor", "C", "the next page after cursor C (a next_cursor; --limit default 100)"},  \
+    {"newest-first", NULL, "newest records first"}
+
 static const cli_opt history_opts[] = {
     ENTITY_OPT,
     FIELD_OPT,
+    PAGE_OPTS,
     {NULL, NULL, NULL},
 };
 
@@ -88,6 +95,7 @@ static const cli_opt range_opts[] = {
     FIELD_OPT,
     {"from", "T", "transaction times from T (RFC 3339, \"now\" or \"any\"; default any)"},
     {"to", "T", "up to T, exclusive (RFC 3339, \"now\" or \"any\"; default any)"},
+    PAGE_OPTS,
     {NULL, NULL, NULL},
 };
 
@@ -208,10 +216,17 @@ const cli_cmd cli_commands[] = {
      cmd_snapshot},
     {"range", {"ENTITY", "FIELD"}, 1, range_opts, "records with transaction time in [from, to)",
      "Prints the records of ENTITY (or of its FIELD) whose transaction time\n"
-     "lies in [--from, --to), oldest first.",
+     "lies in [--from, --to), oldest first (--newest-first: newest first),\n"
+     "streamed from a server-side cursor. With --limit (or --cursor), prints\n"
+     "one page and then the cursor of the next: in JSON, a last line\n"
+     "{\"next_cursor\": \"...\"}, null on the last page.",
      cmd_range},
     {"history", {"ENTITY", "FIELD"}, 1, history_opts, "every record of an entity or field",
-     "Prints every record of ENTITY (or of its FIELD), oldest first.",
+     "Prints every record of ENTITY (or of its FIELD), oldest first\n"
+     "(--newest-first: newest first), streamed from a server-side cursor.\n"
+     "With --limit (or --cursor), prints one page and then the cursor of the\n"
+     "next: in JSON, a last line {\"next_cursor\": \"...\"}, null on the last\n"
+     "page.",
      cmd_history},
     {"search", {"JSON"}, 1, search_opts, "records whose metadata contains JSON",
      "Prints one page of the records whose metadata contains the JSON object\n"

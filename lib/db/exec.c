@@ -37,6 +37,8 @@ static const struct retry_rule {
     /* DDL and refreshes are never sent twice: detach and attach are not
      * idempotent, and a refresh may have run. */
     [PL_CLASS_MAINTENANCE] = {1, 0, RESULT_NEVER, 1, 0},
+    /* A point read, but unnamed: planned with its parameters every time. */
+    [PL_CLASS_KEYSET] = {1, 1, RESULT_ONCE, 0, 0},
 };
 
 int pl_db_open(pl_db **out, const pl_db_config *cfg)

@@ -26,7 +26,7 @@ OIDS = {
 }
 MAX_PARAMS = 12  # pl_stmt_def.types in schema.h
 CLASSES = {'point': 'PL_CLASS_POINT', 'write': 'PL_CLASS_WRITE', 'heavy': 'PL_CLASS_HEAVY',
-           'maintenance': 'PL_CLASS_MAINTENANCE'}
+           'maintenance': 'PL_CLASS_MAINTENANCE', 'keyset': 'PL_CLASS_KEYSET'}
 FORMATS = {'text': 0, 'binary': 1}
 META = re.compile(r'^-- ([a-z-]+): (.*)$')
 

@@ -20,7 +20,10 @@ enum pl_sql_class {
     PL_CLASS_POINT,      /* a short read on the ordinary pool share */
     PL_CLASS_WRITE,      /* changes state: retried only if never sent */
     PL_CLASS_HEAVY,      /* a long read: the heavy pool share */
-    PL_CLASS_MAINTENANCE /* DDL, refresh, archival: the long deadline */
+    PL_CLASS_MAINTENANCE, /* DDL, refresh, archival: the long deadline */
+    PL_CLASS_KEYSET      /* a point read planned for its parameters each time
+                            (unnamed): keyset pages, whose generic plan cannot
+                            know how few rows the position leaves */
 };
 
 typedef struct pl_stmt_def {

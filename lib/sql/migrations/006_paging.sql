@@ -1,0 +1,13 @@
+-- description: keyset paging of an entity's history over all fields
+-- Migration 6 (issue 14). Depends only on migrations 1 to 4 (the ledger
+-- table); 5 is another change's.
+--
+-- A page of one field's history is a range of idx_prov_tt (entity, field,
+-- time, id). A page over all fields of an entity had no index in
+-- (transaction_time, id) order within the entity: without one, every page
+-- reads all of the entity's rows from its position on and sorts them, so
+-- its cost grows with the history. This one makes every page a range scan
+-- of `limit` index entries, forwards (oldest first) or backwards (newest
+-- first). It is created on every partition, attached or detached later
+-- (ATTACH PARTITION adds it to a partition detached before this ran).
+CREATE INDEX idx_prov_entity_tt ON @S@.provenance_ledger (entity_id, transaction_time, id);

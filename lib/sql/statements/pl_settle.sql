@@ -1,0 +1,11 @@
+-- name: pl_settle
+-- symbol: PL_SQL_SETTLE
+-- params: text
+-- param-format: text
+-- result-format: text
+-- class: point
+-- Waits for the writers of entity $1 still in flight (pl_settle, migration
+-- 1), in a statement of its own, so that the read after it (a page, or a
+-- cursor's snapshot) sees them: what pl_read_range does before a range
+-- with an explicit end.
+SELECT 1 FROM @S@.pl_settle($1::text)
