@@ -307,8 +307,14 @@ START_TEST(test_big_walk)
            hwm_after);
     /* Bounded: a page is 1,000 records, a chunk of the iterator too; the
      * whole history would be hundreds of MB. */
+#ifdef __SANITIZE_ADDRESS__
+    /* ASan keeps freed memory in quarantine (256 MB by default): the peak
+     * says nothing there; the plain and valgrind runs hold the bound. */
+    (void)hwm_after;
+#else
     ck_assert_msg(hwm_after - rss_before < 64 * 1024, "the walks grew the process by %ld kB",
                   hwm_after - rss_before);
+#endif
     pl_close(l);
 }
 END_TEST
