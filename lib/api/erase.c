@@ -18,33 +18,22 @@
 #include "validate.h"
 #include "wire.h"
 
-static int run(pl_db_session *s, int stmt, const char *const *values, const int *lengths, PGresult **out)
-{
-    PGresult *res = NULL;
-    int rc = pl_db_session_run(s, stmt, values, lengths, &res);
-    if (out && !rc)
-        *out = res;
-    else
-        PQclear(res);
-    return rc;
-}
-
 static int erase_in(pl_db_session *s, int64_t *erased, const char *entity_id, const char *reason)
 {
     PGresult *records = NULL, *done = NULL;
     unsigned char fresh[32];
     if (RAND_bytes(fresh, sizeof fresh) != 1)
         return pl_fail(PL_ENOMEM, "no random bytes for a commitment key");
-    int rc = run(s, PL_SQL_SEAL_LOCK, NULL, NULL, NULL);
+    int rc = pl_db_session_run(s, PL_SQL_SEAL_LOCK, NULL, NULL, NULL);
     if (!rc) {
         const char *v[2] = {entity_id, (const char *)fresh};
         int len[2] = {(int)strlen(entity_id), 32};
-        rc = run(s, PL_SQL_ERASE_LOCK, v, len, NULL);
+        rc = pl_db_session_run(s, PL_SQL_ERASE_LOCK, v, len, NULL);
     }
     if (!rc) {
         const char *v[1] = {entity_id};
         int len[1] = {(int)strlen(entity_id)};
-        rc = run(s, PL_SQL_ERASE_READ, v, len, &records);
+        rc = pl_db_session_run(s, PL_SQL_ERASE_READ, v, len, &records);
     }
     int n = rc ? 0 : PQntuples(records);
     if (!rc && n == 0)
@@ -71,10 +60,10 @@ static int erase_in(pl_db_session *s, int64_t *erased, const char *entity_id, co
         const char *v[4] = {entity_id, reason, ids.buf.data, cms.buf.data};
         int len[4] = {(int)strlen(entity_id), reason ? (int)strlen(reason) : 0, (int)ids.buf.len,
                       (int)cms.buf.len};
-        rc = run(s, PL_SQL_ERASE_ENTITY, v, len, &done);
+        rc = pl_db_session_run(s, PL_SQL_ERASE_ENTITY, v, len, &done);
     }
     if (!rc)
-        rc = run(s, PL_SQL_TX_COMMIT, NULL, NULL, NULL);
+        rc = pl_db_session_run(s, PL_SQL_TX_COMMIT, NULL, NULL, NULL);
     if (!rc && erased)
         *erased = strtoll(PQgetvalue(done, 0, 0), NULL, 10);
     pl_buf_free(&ids.buf);
@@ -109,13 +98,7 @@ static int erase_call(int64_t *erased, pl_ledger *l, const char *entity_id, cons
     rc = pl_db_session_begin(&s, l->db, PL_CLASS_MAINTENANCE, PL_SQL_TX_SEAL);
     if (!rc) {
         rc = erase_in(&s, erased, entity_id, reason);
-        if (rc && pl_db_session_in_transaction(&s)) {
-            pl_errsave saved;
-            pl_error_save(&saved);
-            run(&s, PL_SQL_TX_ROLLBACK, NULL, NULL, NULL);
-            pl_error_restore(&saved);
-        }
-        pl_db_session_close(&s);
+        pl_db_session_rollback_close(&s);
     }
     if (intent_started) {
         const char *ents[1] = {entity_id};

@@ -128,24 +128,14 @@ static int put_line(exporter *e, json_t *j)
     return rc;
 }
 
-static int run(pl_db_session *s, int stmt, PGresult **out)
-{
-    PGresult *res = NULL;
-    int rc = pl_db_session_run(s, stmt, NULL, NULL, &res);
-    if (out && !rc)
-        *out = res;
-    else
-        PQclear(res);
-    return rc;
-}
-
 static int64_t i64(const PGresult *r, int row, int c)
 {
     return PQgetlength(r, row, c) == 8 ? pl_get_i64(PQgetvalue(r, row, c)) : 0;
 }
 
-static int export_records(exporter *e, const PGresult *r)
+static int export_records(void *ctx, const PGresult *r)
 {
+    exporter *e = ctx;
     int rc = PL_OK;
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         pl_leaf_record rec;
@@ -176,8 +166,9 @@ static int export_records(exporter *e, const PGresult *r)
     return rc;
 }
 
-static int export_log(exporter *e, const PGresult *r)
+static int export_log(void *ctx, const PGresult *r)
 {
+    exporter *e = ctx;
     int rc = PL_OK;
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         json_t *o = json_object();
@@ -193,8 +184,9 @@ static int export_log(exporter *e, const PGresult *r)
     return rc;
 }
 
-static int export_keys(exporter *e, const PGresult *r)
+static int export_keys(void *ctx, const PGresult *r)
 {
+    exporter *e = ctx;
     int rc = PL_OK;
     for (int i = 0; !rc && i < PQntuples(r); i++) {
         json_t *o = json_object();
@@ -206,23 +198,13 @@ static int export_keys(exporter *e, const PGresult *r)
 }
 
 /* Writes a cursor's rows to file `name` through fn. */
-static int export_cursor(exporter *e, const char *name, int stmt, int (*fn)(exporter *, const PGresult *))
+static int export_cursor(exporter *e, const char *name, int stmt, int (*fn)(void *, const PGresult *))
 {
     int rc = open_file(e, name);
     if (!rc)
         rc = pl_cursor_declare(&e->s, stmt, NULL);
-    while (!rc) {
-        PGresult *chunk = NULL;
-        if ((rc = run(&e->s, PL_SQL_CURSOR_FETCH, &chunk)))
-            break;
-        int n = PQntuples(chunk);
-        rc = fn(e, chunk);
-        PQclear(chunk);
-        if (n < PL_CURSOR_CHUNK)
-            break;
-    }
     if (!rc)
-        rc = run(&e->s, PL_SQL_CURSOR_CLOSE, NULL);
+        rc = pl_cursor_each(&e->s, fn, e);
     if (e->f) {
         int crc = close_file(e);
         if (!rc)
@@ -234,7 +216,7 @@ static int export_cursor(exporter *e, const char *name, int stmt, int (*fn)(expo
 static int export_small(exporter *e)
 {
     PGresult *cps = NULL, *ers = NULL;
-    int rc = run(&e->s, PL_SQL_VERIFY_CHECKPOINTS, &cps);
+    int rc = pl_db_session_run(&e->s, PL_SQL_VERIFY_CHECKPOINTS, NULL, NULL, &cps);
     if (!rc)
         rc = open_file(e, "checkpoints.jsonl");
     for (int i = 0; !rc && i < PQntuples(cps); i++) {
@@ -257,7 +239,7 @@ static int export_small(exporter *e)
     }
     PQclear(cps);
     if (!rc)
-        rc = run(&e->s, PL_SQL_EXPORT_ERASURES, &ers);
+        rc = pl_db_session_run(&e->s, PL_SQL_EXPORT_ERASURES, NULL, NULL, &ers);
     if (!rc)
         rc = open_file(e, "erasures.jsonl");
     for (int i = 0; !rc && i < PQntuples(ers); i++) {
@@ -306,12 +288,7 @@ static int export_call(int64_t *records, pl_ledger *l, const char *dir)
         int crc = close_file(&e);
         rc = rc ? rc : crc;
     }
-    pl_errsave saved;
-    pl_error_save(&saved);
-    if (pl_db_session_in_transaction(&e.s))
-        run(&e.s, PL_SQL_TX_ROLLBACK, NULL);
-    pl_error_restore(&saved);
-    pl_db_session_close(&e.s);
+    pl_db_session_rollback_close(&e.s);
     if (!rc && records)
         *records = e.records;
     return rc;

@@ -126,15 +126,21 @@ void pl_proof_free(pl_proof *p)
     free(p);
 }
 
-/* The tree to prove against: the given checkpoint or the latest. */
-static int target(pl_checkpoint **latest, const pl_checkpoint **cp, pl_ledger *l)
+/* Checks a proof call's arguments and finds the tree to prove against:
+ * the given checkpoint or the latest (*latest, freed by the caller). */
+static int prove_begin(pl_proof **out, pl_ledger *l, const pl_checkpoint **cp, pl_checkpoint **latest)
 {
     *latest = NULL;
+    if (!out)
+        return pl_fail(PL_EINVAL, "out: NULL");
+    *out = NULL;
+    if (!l)
+        return pl_fail(PL_EINVAL, "ledger: NULL");
     if (*cp)
         return PL_OK;
     int rc = pl_log_latest(latest, l);
     *cp = *latest;
-    return rc;
+    return rc == PL_NOT_FOUND ? pl_fail(PL_NOT_FOUND, "nothing is sealed yet") : rc;
 }
 
 /* Builds the proof (inclusion when index >= 0, else consistency from m)
@@ -187,15 +193,8 @@ static int build(pl_proof **out, pl_ledger *l, const pl_checkpoint *cp, int64_t 
 
 static int inclusion_call(pl_proof **out, pl_ledger *l, int64_t record_id, const pl_checkpoint *cp)
 {
-    if (!out)
-        return pl_fail(PL_EINVAL, "out: NULL");
-    *out = NULL;
-    if (!l)
-        return pl_fail(PL_EINVAL, "ledger: NULL");
     pl_checkpoint *latest;
-    int rc = target(&latest, &cp, l);
-    if (rc == PL_NOT_FOUND)
-        rc = pl_fail(PL_NOT_FOUND, "nothing is sealed yet");
+    int rc = prove_begin(out, l, &cp, &latest);
     char idb[8];
     for (int k = 0; k < 8; k++)
         idb[k] = (char)((uint64_t)record_id >> (56 - 8 * k));
@@ -228,15 +227,8 @@ int pl_prove_inclusion(pl_proof **out, pl_ledger *l, int64_t record_id, const pl
 
 static int consistency_call(pl_proof **out, pl_ledger *l, int64_t from_size, const pl_checkpoint *cp)
 {
-    if (!out)
-        return pl_fail(PL_EINVAL, "out: NULL");
-    *out = NULL;
-    if (!l)
-        return pl_fail(PL_EINVAL, "ledger: NULL");
     pl_checkpoint *latest;
-    int rc = target(&latest, &cp, l);
-    if (rc == PL_NOT_FOUND)
-        rc = pl_fail(PL_NOT_FOUND, "nothing is sealed yet");
+    int rc = prove_begin(out, l, &cp, &latest);
     if (!rc && (from_size < 1 || from_size > cp->tree_size))
         rc = pl_fail(PL_EINVAL, "from_size: must be 1..%lld (the tree's size)", (long long)cp->tree_size);
     if (!rc)

@@ -81,17 +81,6 @@ static void collect_node(void *ctx, int level, int64_t index, const pl_hash h)
     pl_buf_put(b, h, 32);
 }
 
-static int run(pl_db_session *s, int stmt, const char *const *values, const int *lengths, PGresult **out)
-{
-    PGresult *res = NULL;
-    int rc = pl_db_session_run(s, stmt, values, lengths, &res);
-    if (out && !rc)
-        *out = res;
-    else
-        PQclear(res);
-    return rc;
-}
-
 typedef struct sealer {
     pl_db_session *s;
     pl_merkle_builder builder;
@@ -137,7 +126,7 @@ static int chunk_entities(sealer *z, const PGresult *res, seal_entity **out, siz
     if (!rc) {
         const char *v[2] = {ids.buf.data, keys.buf.data};
         int len[2] = {(int)ids.buf.len, (int)keys.buf.len};
-        rc = run(z->s, PL_SQL_SEAL_KEYS, v, len, &kr);
+        rc = pl_db_session_run(z->s, PL_SQL_SEAL_KEYS, v, len, &kr);
     }
     for (int i = 0; !rc && i < PQntuples(kr); i++) {
         seal_entity probe = {.id = PQgetvalue(kr, i, 0)};
@@ -160,8 +149,9 @@ static int chunk_entities(sealer *z, const PGresult *res, seal_entity **out, siz
 }
 
 /* Seals one fetched chunk. */
-static int seal_chunk_rows(sealer *z, const PGresult *res)
+static int seal_chunk_rows(void *ctx, const PGresult *res)
 {
+    sealer *z = ctx;
     if (PQnfields(res) != C_NCOLS)
         return pl_fail(PL_EDB, "PostgreSQL returned seal candidates this library cannot read");
     seal_entity *ents = NULL;
@@ -232,7 +222,7 @@ static int seal_chunk_rows(sealer *z, const PGresult *res)
             len[k] = (int)a[k]->buf.len;
         }
         if (!rc)
-            rc = run(z->s, PL_SQL_SEAL_APPEND, v, len, NULL);
+            rc = pl_db_session_run(z->s, PL_SQL_SEAL_APPEND, v, len, NULL);
         if (!rc)
             z->sealed += (int64_t)c.count;
     }
@@ -263,9 +253,9 @@ static int seal_in(pl_db_session *s, pl_checkpoint **out, pl_seal_info *info, pl
     size_t note_len = 0;
     sealer z = {.s = s};
     pl_log_head head;
-    int rc = run(s, PL_SQL_SEAL_LOCK, NULL, NULL, &lock);
+    int rc = pl_db_session_run(s, PL_SQL_SEAL_LOCK, NULL, NULL, &lock);
     if (!rc)
-        rc = run(s, PL_SQL_CHECKPOINT_LATEST, NULL, NULL, &head_res);
+        rc = pl_db_session_run(s, PL_SQL_CHECKPOINT_LATEST, NULL, NULL, &head_res);
     if (!rc)
         rc = pl_log_head_read(&head, head_res);
     if (!rc)
@@ -282,25 +272,15 @@ static int seal_in(pl_db_session *s, pl_checkpoint **out, pl_seal_info *info, pl
     }
     const char *name = head.present ? head.origin : origin ? origin : default_origin;
     if (!rc)
-        rc = run(s, PL_SQL_SEAL_XMIN, NULL, NULL, &xmin_res);
+        rc = pl_db_session_run(s, PL_SQL_SEAL_XMIN, NULL, NULL, &xmin_res);
     const char *horizon = !rc && !PQgetisnull(lock, 0, 0) ? PQgetvalue(lock, 0, 0) : NULL;
     const char *xmin = !rc ? PQgetvalue(xmin_res, 0, 0) : NULL;
     if (!rc) {
         const char *v[2] = {horizon, xmin};
         rc = pl_cursor_declare(s, PL_SQL_SEAL_CANDIDATES, v);
     }
-    while (!rc) {
-        PGresult *chunk = NULL;
-        if ((rc = run(s, PL_SQL_CURSOR_FETCH, NULL, NULL, &chunk)))
-            break;
-        int n = PQntuples(chunk);
-        rc = seal_chunk_rows(&z, chunk);
-        PQclear(chunk);
-        if (n < PL_CURSOR_CHUNK)
-            break;
-    }
     if (!rc)
-        rc = run(s, PL_SQL_CURSOR_CLOSE, NULL, NULL, NULL);
+        rc = pl_cursor_each(s, seal_chunk_rows, &z);
     /* A new checkpoint when the tree grew, when there is none, or when the
      * latest is not this key's; else only the horizon moves. */
     int sign = !rc && (z.sealed > 0 || !head.present);
@@ -325,11 +305,11 @@ static int seal_in(pl_db_session *s, pl_checkpoint **out, pl_seal_info *info, pl
             size_be[k] = (char)((uint64_t)size >> (56 - 8 * k));
         const char *v[6] = {size_be, (const char *)root, name, note, (const char *)frontier, xmin};
         int len[6] = {8, 32, (int)strlen(name), (int)note_len, (int)(fc * 32), (int)strlen(xmin)};
-        rc = run(s, PL_SQL_SEAL_FINISH, v, len, &fin);
+        rc = pl_db_session_run(s, PL_SQL_SEAL_FINISH, v, len, &fin);
     }
     if (!rc) {
         pl_time at = PQgetlength(fin, 0, 0) == 8 ? pl_wire_get_time(PQgetvalue(fin, 0, 0)) : PL_TIME_ANY;
-        rc = run(s, PL_SQL_TX_COMMIT, NULL, NULL, NULL);
+        rc = pl_db_session_run(s, PL_SQL_TX_COMMIT, NULL, NULL, NULL);
         if (!rc && out)
             rc = note ? pl_log_checkpoint(out, note, note_len, at)
                       : pl_log_checkpoint(out, head.note, head.note_len, head.sealed_at);
@@ -371,15 +351,7 @@ static int seal_call(pl_checkpoint **out, pl_seal_info *info, size_t info_size, 
     if ((rc = pl_db_session_begin(&s, l->db, PL_CLASS_MAINTENANCE, PL_SQL_TX_SEAL)))
         return rc;
     rc = seal_in(&s, out, &got, l, key, origin);
-    if (rc && pl_db_session_in_transaction(&s)) {
-        pl_errsave saved;
-        pl_error_save(&saved);
-        PGresult *res = NULL;
-        pl_db_session_run(&s, PL_SQL_TX_ROLLBACK, NULL, NULL, &res);
-        PQclear(res);
-        pl_error_restore(&saved);
-    }
-    pl_db_session_close(&s);
+    pl_db_session_rollback_close(&s);
     if (!rc && info)
         memcpy(info, &got, info_size < sizeof got ? info_size : sizeof got);
     return rc;

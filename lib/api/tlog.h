@@ -47,7 +47,7 @@ int pl_log_checkpoint(pl_checkpoint **out, const char *note, size_t len, pl_time
 /* Reads the latest checkpoint on a session or with pl_db_run. */
 int pl_log_latest(pl_checkpoint **out, pl_ledger *l);
 
-/* The ids of a checkpoint's origin as a key name: printable ASCII, no
+/* Checks that origin can name a log and its key: printable ASCII, no
  * space or '+', at most 255 bytes. PL_EINVAL naming `what`. */
 int pl_log_check_origin(const char *what, const char *origin);
 

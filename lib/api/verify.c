@@ -2,11 +2,11 @@
  * this side from the rows, against the pinned key and the checkpoint the
  * auditor kept. The same core judges the database (a cursor over every
  * leaf with what it covers, in one repeatable-read snapshot) and an export
- * (export.c reads its files). Two trees are rebuilt leaf by leaf with
- * O(log n) memory: one from the stored leaf hashes (the log as stored:
- * its interior hashes and checkpoints must match it) and one from leaves
- * recomputed from the rows (a row that differs from its stored leaf is
- * ALTERED, one that is gone MISSING). */
+ * (export.c reads its files). The tree is rebuilt leaf by leaf from the
+ * stored leaf hashes with O(log n) memory (the log as stored: its interior
+ * hashes and checkpoints must match it), and every leaf is recomputed from
+ * its row (a row that differs from its stored leaf is ALTERED, one that is
+ * gone MISSING). */
 #include "verify.h"
 
 #include <stdarg.h>
@@ -56,14 +56,11 @@ int pl_vstate_init(pl_vstate *v, const pl_key *pub, const pl_checkpoint *trusted
     v->fn = fn;
     v->ctx = ctx;
     pl_merkle_builder_init(&v->stored, 0, NULL, 0);
-    pl_merkle_builder_init(&v->recomputed, 0, NULL, 0);
     return PL_OK;
 }
 
 void pl_vstate_free(pl_vstate *v)
 {
-    for (size_t i = 0; i < v->ncps; i++)
-        free(v->cps[i].note);
     free(v->cps);
     pl_buf_free(&v->leaf);
     pl_buf_free(&v->nodes);
@@ -85,11 +82,6 @@ int pl_vstate_add_checkpoint(pl_vstate *v, int64_t row_id, int64_t size, const u
     c->row_id = row_id;
     c->size = size;
     memcpy(c->root, root, 32);
-    if (!(c->note = malloc(note_len + 1)))
-        return pl_fail(PL_ENOMEM, "out of memory");
-    memcpy(c->note, note, note_len);
-    c->note[note_len] = '\0';
-    c->note_len = note_len;
     v->ncps++;
     v->sum.checkpoints++;
     /* The note must say what its row says, and be signed by the pinned key. */
@@ -107,8 +99,6 @@ int pl_vstate_add_checkpoint(pl_vstate *v, int64_t row_id, int64_t size, const u
             pl_vstate_report(v, PL_FINDING_BAD_SIGNATURE, 0, -1, NULL,
                              "stored checkpoint %lld (size %lld) is not signed by the pinned key",
                              (long long)row_id, (long long)size);
-        memcpy(c->note_root, cp->root_hash, 32);
-        c->note_size = cp->tree_size;
     }
     pl_checkpoint_free(cp);
     return PL_OK;
@@ -259,7 +249,6 @@ int pl_vstate_leaf(pl_vstate *v, const pl_vleaf *x)
     }
     v->nodes.len = 0;
     pl_merkle_builder_push(&v->stored, x->stored_hash, compare_nodes, &v->nodes);
-    pl_merkle_builder_push(&v->recomputed, mine, NULL, NULL);
     if (v->nodes.failed)
         return pl_fail(PL_ENOMEM, "out of memory");
     if (x->check_nodes && (v->nodes.len != x->nodes_len ||
@@ -316,19 +305,9 @@ enum {
     L_ER_ENTITY, L_ER_AT, L_ER_REASON, L_NCOLS
 };
 
-static int run(pl_db_session *s, int stmt, PGresult **out)
+static int leaves_chunk(void *ctx, const PGresult *res)
 {
-    PGresult *res = NULL;
-    int rc = pl_db_session_run(s, stmt, NULL, NULL, &res);
-    if (out && !rc)
-        *out = res;
-    else
-        PQclear(res);
-    return rc;
-}
-
-static int leaves_chunk(pl_vstate *v, const PGresult *res)
-{
+    pl_vstate *v = ctx;
     if (PQnfields(res) != L_NCOLS)
         return pl_fail(PL_EDB, "PostgreSQL returned leaves this library cannot read");
     int rc = PL_OK;
@@ -364,37 +343,19 @@ static int leaves_chunk(pl_vstate *v, const PGresult *res)
         rc = pl_vstate_leaf(v, &x);
         pl_log_json_free(json);
     }
-    return rc;
+    return rc ? rc : v->stopped;
 }
 
-/* Streams the rows of the declared cursor into fn, chunk by chunk. */
-static int stream(pl_db_session *s, pl_vstate *v, int (*fn)(pl_vstate *, const PGresult *))
+static int unsealed_chunk(void *ctx, const PGresult *res)
 {
-    int rc = PL_OK;
-    while (!rc && !v->stopped) {
-        PGresult *chunk = NULL;
-        if ((rc = run(s, PL_SQL_CURSOR_FETCH, &chunk)))
-            break;
-        int n = PQntuples(chunk);
-        rc = fn(v, chunk);
-        PQclear(chunk);
-        if (n < PL_CURSOR_CHUNK)
-            break;
-    }
-    if (!rc)
-        rc = run(s, PL_SQL_CURSOR_CLOSE, NULL);
-    return rc;
-}
-
-static int unsealed_chunk(pl_vstate *v, const PGresult *res)
-{
+    pl_vstate *v = ctx;
     for (int i = 0; i < PQntuples(res); i++) {
         if (PQnfields(res) != 4 || PQgetlength(res, i, 0) != 8 || PQgetlength(res, i, 2) != 8)
             return pl_fail(PL_EDB, "PostgreSQL returned records this library cannot read");
         pl_vstate_unsealed(v, pl_get_i64(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1),
                            pl_wire_get_time(PQgetvalue(res, i, 2)), PQgetvalue(res, i, 3)[0] != 0);
     }
-    return PL_OK;
+    return v->stopped;
 }
 
 static int verify_db(pl_vstate *v, pl_ledger *l)
@@ -404,7 +365,7 @@ static int verify_db(pl_vstate *v, pl_ledger *l)
     if (rc)
         return rc;
     PGresult *cps = NULL;
-    rc = run(&s, PL_SQL_VERIFY_CHECKPOINTS, &cps);
+    rc = pl_db_session_run(&s, PL_SQL_VERIFY_CHECKPOINTS, NULL, NULL, &cps);
     for (int i = 0; !rc && i < PQntuples(cps); i++) {
         if (PQgetlength(cps, i, 0) != 8 || PQgetlength(cps, i, 1) != 8 || PQgetlength(cps, i, 2) != 32) {
             pl_vstate_report(v, PL_FINDING_LOG_MISMATCH, 0, -1, NULL, "a stored checkpoint is malformed");
@@ -420,19 +381,14 @@ static int verify_db(pl_vstate *v, pl_ledger *l)
         rc = pl_cursor_declare(&s, PL_SQL_VERIFY_LEAVES, NULL);
     }
     if (!rc)
-        rc = stream(&s, v, leaves_chunk);
+        rc = pl_cursor_each(&s, leaves_chunk, v);
     if (!rc)
         pl_vstate_end(v);
     if (!rc && !v->stopped)
         rc = pl_cursor_declare(&s, PL_SQL_VERIFY_UNSEALED, NULL);
     if (!rc && !v->stopped)
-        rc = stream(&s, v, unsealed_chunk);
-    pl_errsave saved;
-    pl_error_save(&saved);
-    if (pl_db_session_in_transaction(&s))
-        run(&s, PL_SQL_TX_ROLLBACK, NULL);
-    pl_error_restore(&saved);
-    pl_db_session_close(&s);
+        rc = pl_cursor_each(&s, unsealed_chunk, v);
+    pl_db_session_rollback_close(&s);
     return rc;
 }
 

@@ -38,11 +38,11 @@ typedef struct pl_vleaf {
     pl_verasure erasure;        /* kind erasure */
 } pl_vleaf;
 
+/* A stored checkpoint, as its row states it (its note was checked
+ * against the row and the pinned key when it was added). */
 typedef struct pl_vcheckpoint {
-    int64_t row_id, size, note_size;
-    unsigned char root[32], note_root[32];
-    char *note;
-    size_t note_len;
+    int64_t row_id, size;
+    unsigned char root[32];
 } pl_vcheckpoint;
 
 typedef struct pl_vstate {
@@ -54,7 +54,7 @@ typedef struct pl_vstate {
     int stopped;                /* the callback asked to stop */
     int gap;                    /* leaf positions skip: tree checks stop */
     pl_verify_summary sum;
-    pl_merkle_builder stored, recomputed;
+    pl_merkle_builder stored;   /* the tree of the stored leaf hashes */
     pl_vcheckpoint *cps;        /* sorted by size (the source's order) */
     size_t ncps, cap, next_cp;
     pl_buf leaf, nodes;

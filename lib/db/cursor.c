@@ -31,6 +31,24 @@ int pl_cursor_declare(pl_db_session *s, int select_stmt, const char *const *valu
     return rc;
 }
 
+int pl_cursor_each(pl_db_session *s, int (*fn)(void *ctx, const PGresult *chunk), void *ctx)
+{
+    int rc = PL_OK;
+    for (;;) {
+        PGresult *chunk = NULL;
+        if ((rc = pl_db_session_run(s, PL_SQL_CURSOR_FETCH, NULL, NULL, &chunk)))
+            break;
+        int n = PQntuples(chunk);
+        rc = fn(ctx, chunk);
+        PQclear(chunk);
+        if (rc < 0)
+            return rc;
+        if (rc > 0 || n < PL_CURSOR_CHUNK)
+            break;
+    }
+    return rc < 0 ? rc : pl_db_session_run(s, PL_SQL_CURSOR_CLOSE, NULL, NULL, NULL);
+}
+
 int pl_cursor_open(pl_cursor *cur, pl_db *db, int select_stmt, const char *const *values,
                    int setup_stmt)
 {

@@ -26,6 +26,11 @@ int pl_cursor_open(pl_cursor *cur, pl_db *db, int select_stmt, const char *const
  * with PL_SQL_CURSOR_FETCH, end it with PL_SQL_CURSOR_CLOSE. */
 int pl_cursor_declare(pl_db_session *s, int select_stmt, const char *const *values);
 
+/* Feeds the chunks of the cursor pl_cursor_declare opened on s to fn
+ * (which returns 0 to go on, 1 to stop, or an error) until it is drained,
+ * then closes it. Returns fn's error or the server's, else PL_OK. */
+int pl_cursor_each(pl_db_session *s, int (*fn)(void *ctx, const PGresult *chunk), void *ctx);
+
 /* The next PL_CURSOR_CHUNK rows, or with all every row left; binary. */
 int pl_cursor_fetch(pl_cursor *cur, int all, PGresult **out);
 

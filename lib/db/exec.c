@@ -259,7 +259,23 @@ int pl_db_session_run(pl_db_session *s, int stmt, const char *const *values, con
 {
     const pl_pool_stmt st = pool_stmt(s->db, stmt);
     int phase;
-    return measured(s->db, s->db->primary, s->conn, stmt, &st, values, lengths, out, &phase);
+    PGresult *discard = NULL;
+    int rc = measured(s->db, s->db->primary, s->conn, stmt, &st, values, lengths, out ? out : &discard,
+                      &phase);
+    PQclear(discard);
+    return rc;
+}
+
+void pl_db_session_rollback_close(pl_db_session *s)
+{
+    if (s->conn && pl_db_session_in_transaction(s)) {
+        /* Keep the caller's error message: ending is not what failed. */
+        pl_errsave saved;
+        pl_error_save(&saved);
+        pl_db_session_run(s, PL_SQL_TX_ROLLBACK, NULL, NULL, NULL);
+        pl_error_restore(&saved);
+    }
+    pl_db_session_close(s);
 }
 
 int pl_db_session_text(pl_db_session *s, int stmt, const char *sql, int nparams,

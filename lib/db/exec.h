@@ -75,7 +75,8 @@ typedef struct pl_db_session {
  * caller's transaction and never run twice. Nothing is held on failure. */
 int pl_db_session_begin(pl_db_session *s, pl_db *db, int cls, int begin_stmt);
 /* Runs registry statement stmt on the session's connection (no retry: the
- * transaction is the caller's); metrics recorded. */
+ * transaction is the caller's); metrics recorded. out may be NULL when
+ * the rows are not wanted. */
 int pl_db_session_run(pl_db_session *s, int stmt, const char *const *values, const int *lengths,
                       PGresult **out);
 /* Runs text built from registry texts (a migration script, a DECLARE
@@ -87,6 +88,9 @@ int pl_db_session_text(pl_db_session *s, int stmt, const char *sql, int nparams,
 /* Returns the connection (the pool drops it if a transaction is still
  * open). Safe to call twice. */
 void pl_db_session_close(pl_db_session *s);
+/* Rolls back a transaction still open (keeping the caller's error
+ * message), then pl_db_session_close. */
+void pl_db_session_rollback_close(pl_db_session *s);
 /* Whether the session's connection is inside a transaction (and usable). */
 int pl_db_session_in_transaction(const pl_db_session *s);
 /* Whether the session's transaction failed (an error inside it). */
