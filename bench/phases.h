@@ -21,6 +21,22 @@ void baseline_phase(const bench_opts *o, const bench_dataset *ds);
 void cache_phase(const bench_opts *o, const bench_dataset *ds);
 /* Single and batch inserts, cache off and on (writes.c). */
 void writes_phase(const bench_opts *o, const bench_dataset *ds);
+/* One change to a hot entity, as the write runs make them (writes.c);
+ * the strings live in *b. */
+typedef struct change_buf {
+    char eid[40];
+    char val[48];
+} change_buf;
+void make_change(pl_change *c, change_buf *b, const bench_dataset *ds, uint64_t *rng);
+/* One timed write run of writes.c (pl_insert when batch is 0, else
+ * pl_insert_batch of `batch` changes; `fresh`: new entities instead of hot
+ * ones); adds a row to `phase` and returns records/s (-1 on failure). */
+double write_run(const bench_opts *o, const bench_dataset *ds, const char *phase,
+                 const char *name, int clients, int cache, int batch, int fresh,
+                 bench_hist *lat_out);
+/* Tamper evidence: the first seal, a full verification, proofs, and the
+ * write runs again with a sealer following (tlog.c). */
+void tlog_phase(const bench_opts *o, const bench_dataset *ds);
 /* Every target of issues 3 and 4 and the design record (targets.c). */
 void collect_targets(const bench_opts *o, const bench_dataset *ds);
 

@@ -1,4 +1,4 @@
-/* Every target of issue 4, issue 3 and the design record, evaluated on the
+/* Every target of issues 3, 4, 5 and 10 and the design record, evaluated on the
  * rows the phases recorded. A target whose phase did not run is NOT RUN. */
 #include <math.h>
 #include <stdio.h>
@@ -127,6 +127,22 @@ void collect_targets(const bench_opts *o, const bench_dataset *ds)
                   row_p95("point", "audit report (30 days)", 1, 0), 500, 0, "ms");
     report_target("5.audit.src", "#5 audit report over 30 days, one source, p95",
                   row_p95("point", "audit report (30 days, one source)", 1, 0), 500, 0, "ms");
+
+    /* issue 10: tamper evidence (at 10M records) */
+    report_target("10.verify", "#10 full verification (pl_verify, every record)",
+                  report_get_value("tlog", "verify_seconds"), 120, 0, "s");
+    report_target("10.verify.mem", "#10 full verification, peak memory of its process",
+                  report_get_value("tlog", "verify_peak_rss_mb"), 256, 0, "MB");
+    report_target("10.proof", "#10 inclusion proof served, p95, 1 client",
+                  report_get_value("tlog", "proof_serve_p95_ms_1_client"), 5, 0, "ms");
+    report_target("10.proof.verify", "#10 inclusion proof verified, p95",
+                  report_get_value("tlog", "proof_verify_p95_us_1_client"), 100, 0, "us");
+    report_target("10.single", "#10 single inserts, 8 clients: loss with a sealer following",
+                  report_get_value("tlog", "single_insert_8_clients_loss"), 0.10, 0, "x");
+    report_target("10.batch", "#10 batch ingest (1000/call, 2 clients): loss with a sealer",
+                  report_get_value("tlog", "batch_insert_2_clients_loss"), 0.15, 0, "x");
+    report_target("10.wait", "#10 committed record sealed within, p99, at 3,000 records/s",
+                  report_get_value("tlog", "seal_wait_p99_s"), 1, 0, "s");
 
     /* design record: p95 at 100 concurrent users, its mix, no cache */
     for (int t = 0; t < Q_NTYPES; t++) {

@@ -34,12 +34,7 @@ typedef struct wworker {
     pthread_t th;
 } wworker;
 
-typedef struct change_buf {
-    char eid[40];
-    char val[48];
-} change_buf;
-
-static void make_change(pl_change *c, change_buf *b, const bench_dataset *ds, uint64_t *rng)
+void make_change(pl_change *c, change_buf *b, const bench_dataset *ds, uint64_t *rng)
 {
     pl_change init = PL_CHANGE_INIT;
     *c = init;
@@ -110,9 +105,9 @@ static void *wworker_main(void *arg)
     return NULL;
 }
 
-/* One timed write run; adds a row and returns records/s (-1 on failure). */
-static double write_run(const bench_opts *o, const bench_dataset *ds, const char *name,
-                        int clients, int cache, int batch, int fresh, bench_hist *lat_out)
+double write_run(const bench_opts *o, const bench_dataset *ds, const char *phase,
+                 const char *name, int clients, int cache, int batch, int fresh,
+                 bench_hist *lat_out)
 {
     wshared sh;
     memset(&sh, 0, sizeof sh);
@@ -122,11 +117,11 @@ static double write_run(const bench_opts *o, const bench_dataset *ds, const char
     sh.tag = (unsigned long long)(bench_now() * 1000);
     sh.l = bench_open(o, cache, clients, clients, 0);
     if (!sh.l) {
-        report_note("writes: %s could not open the ledger: %s", name, pl_errmsg());
+        report_note("%s: %s could not open the ledger: %s", phase, name, pl_errmsg());
         return -1;
     }
     pthread_mutex_init(&sh.mu, NULL);
-    bench_log("writes: %s, %d clients, cache %s (%.0f s)", name, clients, cache ? "on" : "off",
+    bench_log("%s: %s, %d clients, cache %s (%.0f s)", phase, name, clients, cache ? "on" : "off",
               o->short_duration);
     /* warm the pool: one connection per client, statements prepared */
     wworker *ws = calloc((size_t)clients, sizeof *ws);
@@ -155,11 +150,11 @@ static double write_run(const bench_opts *o, const bench_dataset *ds, const char
         records += ws[i].records;
     }
     double el = bench_now() - t0;
-    bench_row *r = report_row("writes", name, clients, cache);
+    bench_row *r = report_row(phase, name, clients, cache);
     report_fill(r, &h, errors, el);
     r->ops = el > 0 ? (double)records / el : 0;
     if (errors)
-        report_note("writes: %s, %d clients: %llu failed calls, first: %s", name, clients,
+        report_note("%s: %s, %d clients: %llu failed calls, first: %s", phase, name, clients,
                     (unsigned long long)errors, sh.first_error);
     if (lat_out)
         *lat_out = h;
@@ -177,7 +172,7 @@ void writes_phase(const bench_opts *o, const bench_dataset *ds)
         return;
     for (int i = 0; i < 2; i++)
         for (int cache = 0; cache <= (o->redis ? 1 : 0); cache++)
-            write_run(o, ds, "single insert", single_clients[i], cache, 0, 0,
+            write_run(o, ds, "writes", "single insert", single_clients[i], cache, 0, 0,
                       &lat[i * 2 + cache]);
     if (o->redis && lat[0].n && lat[1].n) {
         report_value("writes", "invalidation_adds_p50_ms_1_client",
@@ -191,7 +186,7 @@ void writes_phase(const bench_opts *o, const bench_dataset *ds)
     free(lat);
     double best = 0;
     for (int clients = 1; clients <= (o->records <= 20000 ? 1 : 2); clients++) {
-        double v = write_run(o, ds, "batch insert (1000/call)", clients, 0, BATCH, 0, NULL);
+        double v = write_run(o, ds, "writes", "batch insert (1000/call)", clients, 0, BATCH, 0, NULL);
         if (v > best)
             best = v;
     }
@@ -199,14 +194,14 @@ void writes_phase(const bench_opts *o, const bench_dataset *ds)
     if (o->records > 20000)
         for (int clients = 1; clients <= 2; clients++) {
             double v =
-                write_run(o, ds, "batch insert (10000/call)", clients, 0, BATCH * 10, 0, NULL);
+                write_run(o, ds, "writes", "batch insert (10000/call)", clients, 0, BATCH * 10, 0, NULL);
             if (v > best)
                 best = v;
         }
     /* An import's shape: new entities, all four fields of each in one call. */
     if (o->records > 20000)
         for (int clients = 1; clients <= 2; clients++)
-            write_run(o, ds, "batch insert, new entities (1000/call)", clients, 0, BATCH, 1,
+            write_run(o, ds, "writes", "batch insert, new entities (1000/call)", clients, 0, BATCH, 1,
                       NULL);
     report_value("writes", "batch_insert_best_records_per_s", best, "rec/s");
     report_print_phase("writes", "Writes (ops/s = records/s; latency per call)");

@@ -346,7 +346,7 @@ PL_EXTERN int pl_migrate(pl_ledger *l);
 PL_EXTERN int pl_schema_version(int *out_db, pl_ledger *l);
 
 /** The schema version this library creates with pl_migrate(). */
-#define PL_SCHEMA_VERSION 6
+#define PL_SCHEMA_VERSION 7
 
 /* ------------------------------------------------------------------------ */
 /* Writing                                                                   */
@@ -803,6 +803,11 @@ PL_EXTERN void pl_table_free(pl_table *t);
 PL_EXTERN int pl_table_origin(const pl_table *t);
 /** @copydoc pl_table_origin */
 PL_EXTERN int64_t pl_table_staleness_us(const pl_table *t);
+/** For an exact dashboard that the rollup answered, when the rollup's
+ *  horizon was set (every record committed before then is in the rollup;
+ *  later ones were read from the base table); #PL_TIME_ANY when the answer
+ *  did not use the rollup, and for NULL. */
+PL_EXTERN pl_time pl_table_horizon(const pl_table *t);
 
 /** Frees a string the library returned through a `char **` out-parameter.
  *  NULL is fine. */
@@ -886,9 +891,14 @@ PL_EXTERN int pl_view_freshness(pl_table **out, pl_ledger *l);
  * Dashboard: changes per UTC day and source type with transaction time in
  * [@p from, @p to), as a table with columns day (RFC 3339 midnight),
  * source_type, changes, entities (distinct entity ids), ordered by day then
- * source type. Reads the base table, exactly, unless @p flags has
- * #PL_ALLOW_STALE: then provenance_daily_stats answers when it covers the
- * window, and pl_table_origin() / pl_table_staleness_us() say so.
+ * source type. Exact: every committed record is counted. It reads the
+ * rollup that pl_rollup_advance() keeps plus, in the same snapshot, the
+ * records committed since its last step (and the base table for an edge
+ * day of a window that cuts a day), or the base table while the rollup
+ * cannot answer (never advanced, or a partition attached since its last
+ * step); pl_table_horizon() says when the rollup's horizon was set. With
+ * #PL_ALLOW_STALE, provenance_daily_stats answers instead when it covers
+ * the window, and pl_table_origin() / pl_table_staleness_us() say so.
  * @param from, to instants; #PL_TIME_ANY leaves that end open,
  *        #PL_TIME_NOW is the server's now.
  * @param source_type only this source, or NULL for all.
@@ -903,9 +913,25 @@ PL_EXTERN int pl_dashboard_changes(pl_table **out, pl_ledger *l, pl_time from, p
  * entity_type, field_name, corrections, ordered by corrections descending.
  * The entity type is the metadata key "entity_type" when present, else the
  * entity id up to its first '_' or ':' (the whole id when neither occurs).
+ * Exact, from the rollup and the records since its last step as for
+ * pl_dashboard_changes().
  */
 PL_EXTERN int pl_dashboard_corrections(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
                                        unsigned flags);
+
+/**
+ * The dashboards' background step: adds to their rollup every record of
+ * the transactions that ended since the last step (and every record of a
+ * partition attached since), in one transaction that neither readers nor
+ * writers wait for; one step runs at a time (another call waits). Run it
+ * every few seconds (`provledger rollup --follow`, or pg_cron as README
+ * "Dashboards" shows): how often decides only how many recent records each
+ * dashboard reads from the base table, never whether it is exact. Not
+ * bound by #pl_config.statement_timeout_ms.
+ * @param records receives how many records the step added; may be NULL.
+ * @return #PL_OK; the usual connection and database errors.
+ */
+PL_EXTERN int pl_rollup_advance(int64_t *records, pl_ledger *l);
 
 /** A streaming iterator over records. */
 typedef struct pl_iter pl_iter;
@@ -987,11 +1013,14 @@ PL_EXTERN int pl_search_metadata(pl_result **out, char **next_cursor, pl_ledger 
 
 /**
  * The health of the ledger as a JSON object (free with pl_free()): view
- * staleness and last refresh result, partitions and sizes, index usage and
+ * staleness and last refresh result, the dashboards' rollup ("rollup":
+ * advanced_at, records, tail_records, oldest_unrolled and lag_seconds, the
+ * age of the oldest record not in it), partitions and sizes, index usage and
  * sizes, slow statements from pg_stat_statements when that extension is
  * installed, this handle's counters (pl_stats, plus per-query-type counts
  * and latency histograms), and an "alerts" array evaluating the design
- * record's alerts: a refresh failed or is older than two hours, the cache
+ * record's alerts: a refresh failed or is older than two hours, the rollup
+ * was never advanced or lags more than a minute, the cache
  * hit rate fell below 0.8 after at least 1000 lookups, a statement averaged
  * over 100 ms.
  */

@@ -1,6 +1,8 @@
-/* Analytics: dashboard aggregates (base table, or provenance_daily_stats
- * for callers that accept its staleness) and metadata search with keyset
- * pagination. SQL in lib/sql/statements/ (the registry, schema.h). */
+/* Analytics: dashboard aggregates (exact: the rollup of migration 7 plus
+ * its tail, or the base table while the rollup cannot answer; or
+ * provenance_daily_stats for callers that accept its staleness), the
+ * rollup's background step, and metadata search with keyset pagination.
+ * SQL in lib/sql/statements/ (the registry, schema.h). */
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -67,6 +69,44 @@ static int changes_from_view(pl_table **out, pl_ledger *l, const char *const *va
     return PL_OK;
 }
 
+/* The exact answer from the rollup and its tail: NULL *out (and PL_OK)
+ * when the rollup cannot answer (never advanced, or a partition attached
+ * since its last step), so the caller reads the base table. The
+ * statement's first row says which, and when the horizon was set. */
+static int from_rollup(pl_table **out, pl_ledger *l, int stmt, const char *const *values,
+                       const char *kinds)
+{
+    *out = NULL;
+    PGresult *res;
+    int rc = pl_db_run(l->db, stmt, values, NULL, 0, &res);
+    if (rc)
+        return rc;
+    int cols = PQnfields(res), usable_col = (int)strlen(kinds), horizon_col = usable_col + 1;
+    if (PQntuples(res) < 1 || cols <= horizon_col || !PQgetisnull(res, 0, 0) ||
+        PQgetvalue(res, 0, usable_col)[0] != 't' || PQgetisnull(res, 0, horizon_col)) {
+        PQclear(res);
+        return PL_OK;
+    }
+    pl_time horizon = (pl_time)strtoll(PQgetvalue(res, 0, horizon_col), NULL, 10);
+    pl_table *t = pl_table_from_pg(res, kinds, 1);
+    PQclear(res);
+    if (!t)
+        return pl_fail(PL_ENOMEM, "out of memory reading the answer");
+    t->horizon = horizon;
+    *out = t;
+    return PL_OK;
+}
+
+/* Exact: the rollup when it can answer, else the base table. */
+static int exact_table(pl_table **out, pl_ledger *l, int rollup_stmt, int base_stmt,
+                       const char *const *values, const char *kinds)
+{
+    int rc = from_rollup(out, l, rollup_stmt, values, kinds);
+    if (rc || *out)
+        return rc;
+    return pl_db_table(out, l->db, base_stmt, values, kinds);
+}
+
 static int dashboard_changes_call(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
                                   const char *source_type, unsigned flags)
 {
@@ -89,7 +129,7 @@ static int dashboard_changes_call(pl_table **out, pl_ledger *l, pl_time from, pl
         if (*out)
             return PL_OK;
     }
-    return pl_db_table(out, l->db, PL_SQL_DASHBOARD_BASE, values, "tsii");
+    return exact_table(out, l, PL_SQL_DASHBOARD_ROLLUP, PL_SQL_DASHBOARD_BASE, values, "tsii");
 }
 
 int pl_dashboard_changes(pl_table **out, pl_ledger *l, pl_time from, pl_time to,
@@ -110,13 +150,34 @@ static int dashboard_corrections_call(pl_table **out, pl_ledger *l, pl_time from
         return rc;
     char fbuf[PL_TIME_BUFSIZE], tbuf[PL_TIME_BUFSIZE];
     const char *values[2] = {pl_time_param(fbuf, from), pl_time_param(tbuf, to)};
-    /* No view holds corrections: always the base table, exact. */
-    return pl_db_table(out, l->db, PL_SQL_CORRECTIONS, values, "ssi");
+    /* No view holds corrections: always exact. */
+    return exact_table(out, l, PL_SQL_CORRECTIONS_ROLLUP, PL_SQL_CORRECTIONS, values, "ssi");
 }
 
 int pl_dashboard_corrections(pl_table **out, pl_ledger *l, pl_time from, pl_time to, unsigned flags)
 {
     PL_GUARD(l, dashboard_corrections_call(out, l, from, to, flags));
+}
+
+static int rollup_advance_call(int64_t *records, pl_ledger *l)
+{
+    if (records)
+        *records = 0;
+    if (!l)
+        return pl_fail(PL_EINVAL, "ledger: NULL");
+    PGresult *res;
+    int rc = pl_db_run(l->db, PL_SQL_ROLLUP_ADVANCE, NULL, NULL, 0, &res);
+    if (rc)
+        return rc;
+    if (records && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        *records = (int64_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return PL_OK;
+}
+
+int pl_rollup_advance(int64_t *records, pl_ledger *l)
+{
+    PL_GUARD(l, rollup_advance_call(records, l));
 }
 
 /* ------------------------------------------------------------------------ */

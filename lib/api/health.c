@@ -16,6 +16,8 @@
 #define MIN_LOOKUPS 1000
 #define SLOW_MEAN_MS 100.0
 #define SLOW_STATEMENTS 10
+/* The dashboards stay exact at any lag; past this their tail is long. */
+#define ROLLUP_LAG_SECONDS 60.0
 
 static int add_alert(json_t *alerts, const char *name, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -68,6 +70,31 @@ static void view_alerts(json_t *alerts, const pl_table *views)
             add_alert(alerts, "refresh_stale", "%s was last refreshed %.0f s ago (more than 2 hours)", view,
                       strtod(age, NULL));
     }
+}
+
+/* The rollup's state as one object (its statement returns one row). */
+static int rollup_section(json_t *root, json_t *alerts, pl_ledger *l)
+{
+    pl_table *t = NULL;
+    int rc = pl_db_table(&t, l->db, PL_SQL_ROLLUP_LAG, NULL, "tiitr");
+    if (rc)
+        return rc;
+    json_t *rows = pl_table_json(t);
+    const char *lag = pl_table_rows(t) == 1 ? pl_table_value(t, 0, 4) : NULL;
+    if (!lag)
+        add_alert(alerts, "rollup_never_advanced",
+                  "the dashboards' rollup was never advanced: they read the base table "
+                  "(run provledger rollup --follow)");
+    else if (strtod(lag, NULL) > ROLLUP_LAG_SECONDS)
+        add_alert(alerts, "rollup_lag",
+                  "the oldest record not in the dashboards' rollup is %.0f s old "
+                  "(exact still, but each dashboard reads them all)", strtod(lag, NULL));
+    pl_table_free(t);
+    json_t *one = rows ? json_incref(json_array_get(rows, 0)) : NULL;
+    json_decref(rows);
+    if (!one || json_object_set_new(root, "rollup", one) != 0)
+        return pl_fail(PL_ENOMEM, "out of memory");
+    return PL_OK;
 }
 
 static void statement_alerts(json_t *alerts, const pl_table *slow)
@@ -150,6 +177,8 @@ static int build(json_t *root, pl_ledger *l)
     if ((rc = section(&j, l, PL_SQL_INDEXES, schema, "ssii", NULL)))
         return rc;
     json_object_set_new(root, "indexes", j);
+    if ((rc = rollup_section(root, alerts, l)))
+        return rc;
 
     PGresult *res;
     if ((rc = pl_db_run(l->db, PL_SQL_PGSS_PRESENT, NULL, NULL, 0, &res)))

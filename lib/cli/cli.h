@@ -267,6 +267,7 @@ int cmd_health(cli *c);
 int cmd_dashboard_changes(cli *c);
 int cmd_dashboard_corrections(cli *c);
 int cmd_version(cli *c);
+int cmd_rollup(cli *c);
 int cmd_seal(cli *c);
 int cmd_checkpoint(cli *c);
 int cmd_verify(cli *c);

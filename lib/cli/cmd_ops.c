@@ -11,6 +11,9 @@
 #include "cli.h"
 
 #include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -253,6 +256,59 @@ int cmd_dashboard_corrections(cli *c)
     pl_table *t = NULL;
     int rc = pl_dashboard_corrections(&t, c->l, from, to, c->flags);
     return table_answer(c, rc, t, NULL);
+}
+
+static volatile sig_atomic_t stop_rollup;
+
+static void on_rollup_stop(int sig)
+{
+    (void)sig;
+    stop_rollup = 1;
+}
+
+int cmd_rollup(cli *c)
+{
+    long long interval = 1000;
+    const char *iv = cli_get(c, "interval-ms");
+    int follow = cli_get(c, "follow") != NULL;
+    if (iv && !follow)
+        return cli_bad(c, "--interval-ms needs --follow");
+    if (iv && cli_parse_int(c, "--interval-ms", iv, 1, 3600000, &interval) != CLI_OK)
+        return CLI_USAGE;
+    int st = cli_open(c);
+    if (st != CLI_OK)
+        return st;
+    if (follow) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_rollup_stop;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    int first = 1;
+    do {
+        int64_t rolled = 0;
+        int rc = pl_rollup_advance(&rolled, c->l);
+        if (rc != PL_OK) {
+            st = cli_fail(c, rc, NULL);
+            /* Following, a passing failure (a restart) is reported and
+             * retried. */
+            if (!follow)
+                break;
+        } else if (first || rolled > 0) {
+            char n[24];
+            snprintf(n, sizeof n, "%lld", (long long)rolled);
+            cli_kv kv[] = {{"rolled", n, 1}};
+            if ((st = cli_print_kv(c, kv, 1)) != CLI_OK || fflush(stdout) != 0)
+                break;
+            first = 0;
+        }
+        for (long long waited = 0; follow && !stop_rollup && waited < interval; waited += 10) {
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    } while (follow && !stop_rollup);
+    return cli_finish(c, st);
 }
 
 int cmd_version(cli *c)

@@ -139,6 +139,12 @@ static const cli_opt dash_corrections_opts[] = {
     {NULL, NULL, NULL},
 };
 
+static const cli_opt rollup_opts[] = {
+    {"follow", NULL, "keep stepping until SIGINT or SIGTERM"},
+    {"interval-ms", "N", "with --follow, pause between steps (default 1000)"},
+    {NULL, NULL, NULL},
+};
+
 static const cli_opt seal_opts[] = {
     {"key", "FILE", "the Ed25519 private key (PEM, as openssl genpkey writes it)"},
     {"origin", "NAME", "the log's name in checkpoints (fixed by the first seal)"},
@@ -272,6 +278,13 @@ const cli_cmd cli_commands[] = {
      "transaction time) per entity type and field with transaction time in\n"
      "[--from, --to), most first.",
      cmd_dashboard_corrections},
+    {"rollup", {NULL}, 0, rollup_opts, "advance the exact dashboards' rollup",
+     "Adds every record committed since the last step to the rollup that the\n"
+     "dashboards read (they add the records after it from the base table, so\n"
+     "they are exact whenever this runs) and prints {\"rolled\": N}. With\n"
+     "--follow, steps every --interval-ms and prints each step that added\n"
+     "records.",
+     cmd_rollup},
     {"seal", {NULL}, 0, seal_opts, "seal committed records into the log, sign a checkpoint",
      "Appends every committed record (and erasure) not yet sealed to the\n"
      "transparency log and prints the new checkpoint note, signed with --key.\n"

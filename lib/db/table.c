@@ -58,6 +58,7 @@ pl_table *pl_table_from_pg(const PGresult *res, const char *kinds, int skip_null
         return NULL;
     t->rows = rows;
     t->cols = cols;
+    t->horizon = PL_TIME_ANY;
     t->names = (char **)((char *)t + head);
     t->cells = t->names + cols;
     char *str = (char *)t + head + ptrs;
@@ -199,6 +200,11 @@ int pl_table_origin(const pl_table *t)
 int64_t pl_table_staleness_us(const pl_table *t)
 {
     return t ? t->staleness_us : 0;
+}
+
+pl_time pl_table_horizon(const pl_table *t)
+{
+    return t ? t->horizon : PL_TIME_ANY;
 }
 
 void pl_free(void *p)

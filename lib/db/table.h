@@ -23,6 +23,7 @@ struct pl_table {
     size_t rows, cols;
     int origin;           /* enum pl_origin */
     int64_t staleness_us;
+    pl_time horizon;      /* pl_table_horizon() */
     const char *kinds;    /* cols letters, in the same allocation */
     char **names;         /* cols */
     char **cells;         /* rows * cols, NULL for SQL NULL */

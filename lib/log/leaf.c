@@ -6,9 +6,8 @@
 
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "digest.h"
 #include "error.h"
 #include "jcs.h"
 
@@ -69,8 +68,7 @@ static int commit_one(unsigned char out[32], const unsigned char key[32], unsign
     }
     if (scratch->failed)
         return pl_fail(PL_ENOMEM, "out of memory");
-    unsigned int len = 32;
-    if (!HMAC(EVP_sha256(), key, 32, (const unsigned char *)scratch->data, scratch->len, out, &len))
+    if (pl_hmac_sha256(out, key, 32, scratch->data, scratch->len) < 0)
         return pl_fail(PL_ENOMEM, "HMAC-SHA-256 failed");
     return PL_OK;
 }

@@ -7,44 +7,26 @@
 
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
-
+#include "digest.h"
 #include "error.h"
 #include "provledger.h"
 
 void pl_merkle_leaf(pl_hash out, const void *leaf, size_t len)
 {
-    unsigned char buf[4096];
-    if (len < sizeof buf) {
-        /* The common case: one contiguous one-shot digest. */
-        buf[0] = 0x00;
-        if (len)
-            memcpy(buf + 1, leaf, len);
-        SHA256(buf, len + 1, out);
-        return;
-    }
-    static const unsigned char prefix = 0x00;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    unsigned int n = 32;
-    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) || !EVP_DigestUpdate(c, &prefix, 1) ||
-        !EVP_DigestUpdate(c, leaf, len) || !EVP_DigestFinal_ex(c, out, &n))
-        memset(out, 0, 32); /* only when out of memory: a hash nothing matches */
-    EVP_MD_CTX_free(c);
+    (void)pl_sha256_prefixed(out, 0x00, leaf, len); /* zeros on failure: matches nothing */
 }
 
 void pl_merkle_node(pl_hash out, const pl_hash left, const pl_hash right)
 {
-    unsigned char buf[65];
-    buf[0] = 0x01;
-    memcpy(buf + 1, left, 32);
-    memcpy(buf + 33, right, 32);
-    SHA256(buf, sizeof buf, out);
+    unsigned char buf[64];
+    memcpy(buf, left, 32);
+    memcpy(buf + 32, right, 32);
+    (void)pl_sha256_prefixed(out, 0x01, buf, sizeof buf);
 }
 
 void pl_merkle_empty(pl_hash out)
 {
-    SHA256((const unsigned char *)"", 0, out);
+    (void)pl_sha256(out, "", 0);
 }
 
 /* ------------------------------------------------------------------------ */
