@@ -178,7 +178,21 @@ static int read_jsonl(row *r, reader *rd, char *err, size_t errlen)
 /* One RFC 4180 record into fields[0..max); returns the field count, 0 at
  * end of file, -1 on an error. Quoted fields may hold commas, quotes ("")
  * and line breaks, so this reads characters, not lines. */
+static int read_csv_record1(reader *rd, char **fields, int max, char *err, size_t errlen);
+
+/* As read_csv_record1(), freeing the fields already read on an error. */
 static int read_csv_record(reader *rd, char **fields, int max, char *err, size_t errlen)
+{
+    int n = read_csv_record1(rd, fields, max, err, errlen);
+    if (n < 0)
+        for (int i = 0; i < max; i++) {
+            free(fields[i]);
+            fields[i] = NULL;
+        }
+    return n;
+}
+
+static int read_csv_record1(reader *rd, char **fields, int max, char *err, size_t errlen)
 {
     int n = 0, c, quoted = 0, any = 0;
     rd->b.len = 0;
