@@ -39,6 +39,20 @@ static _Thread_local int resolving;
 static unsigned char boot[4096];
 static size_t boot_used;
 
+#if defined(__SANITIZE_ADDRESS__)
+/* ASan's allocator by name: its interceptors run dlsym while it starts,
+ * and a failed lookup allocates before any resolution of ours could. */
+void *__interceptor_malloc(size_t);
+void *__interceptor_calloc(size_t, size_t);
+void *__interceptor_realloc(void *, size_t);
+
+static void resolve(void)
+{
+    next_malloc = __interceptor_malloc;
+    next_calloc = __interceptor_calloc;
+    next_realloc = __interceptor_realloc;
+}
+#else
 static void resolve(void)
 {
     if (next_malloc)
@@ -53,6 +67,7 @@ static void resolve(void)
     memcpy(&next_malloc, &p, sizeof p);
     resolving = 0;
 }
+#endif
 
 static int find_crypto(struct dl_phdr_info *info, size_t size, void *arg)
 {

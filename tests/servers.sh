@@ -754,7 +754,7 @@ cmd_deps() {
     local -a want=(postgresql-15 postgresql-15-cron pgbouncer redis-server
         redis-tools meson ninja-build pkg-config gcc g++ libpq-dev
         libhiredis-dev libjansson-dev libssl-dev check valgrind gnuplot-nox jq
-        golang-go golang-golang-x-mod-dev)
+        golang-go golang-golang-x-mod-dev clang libclang-rt-dev)
     local -a missing=()
     local p
     for p in "${want[@]}"; do
