@@ -11,8 +11,9 @@
 #                           (examples/merchant_story.c) against private servers
 #   ./dev.sh test           install packages, then inside one set of private
 #                           servers: every test suite in a plain -Werror build,
-#                           again under ASan+UBSan, again under valgrind, and
-#                           the benchmark at tiny scale; the last line reads
+#                           again under ASan+UBSan, the libFuzzer targets
+#                           (tests/fuzz/run.sh, 25 s each), every suite again
+#                           under valgrind, and the benchmark at tiny scale; the last line reads
 #                           "N passed, M failed"; exit status 1 on any failure
 #   ./dev.sh bench [ARGS]   release build (build-release/), then the benchmark
 #                           bench/provledger-bench ARGS against private servers
@@ -259,6 +260,26 @@ phase_asan() {
         test_phase asan build-asan 0 "$start" "$ok" --timeout-multiplier 2
 }
 
+# The libFuzzer targets (tests/fuzz/run.sh): each target is one test in
+# the tally; 25 s each.
+phase_fuzz() {
+    local start=$SECONDS out rc=0 n=0 bad=0
+    log "== fuzz: tests/fuzz/run.sh 25 (clang, libFuzzer + ASan + UBSan, build-fuzz/)"
+    out=$("$ROOT/tests/fuzz/run.sh" 25 2>&1) || rc=$?
+    printf '%s\n' "$out" >&2
+    if ((rc == 77)); then
+        note fuzz 0 1 "$start" "clang with libFuzzer is missing (./dev.sh deps installs it)"
+        return
+    fi
+    if [[ $out =~ fuzz:\ ([0-9]+)\ targets,\ ([0-9]+)\ failed ]]; then
+        n=${BASH_REMATCH[1]}
+        bad=${BASH_REMATCH[2]}
+        note fuzz $((n - bad)) "$bad" "$start" "$(grep -o 'fuzz_[a-z_]*: FAILED' <<<"$out" | tr '\n' ' ')"
+    else
+        note fuzz 0 1 "$start" "tests/fuzz/run.sh did not finish (exit $rc)"
+    fi
+}
+
 phase_valgrind() {
     local start=$SECONDS wrap=$VALGRIND_FLAGS
     if [[ -f $VALGRIND_SUPP ]]; then wrap+=" --suppressions=$VALGRIND_SUPP"; fi
@@ -293,6 +314,7 @@ in_test() {
     local start=$SECONDS
     phase_plain
     phase_asan
+    phase_fuzz
     phase_valgrind
     phase_bench
     log "== summary ($(elapsed $((SECONDS - start))) with the servers up)"

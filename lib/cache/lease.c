@@ -196,7 +196,7 @@ static int marker_exists(pl_redis_conn *rc, const pl_buf *marker)
 {
     const char *argv[2] = {"EXISTS", marker->data};
     size_t argl[2] = {6, marker->len};
-    redisReply *rep = redisCommandArgv(pl_redis_ctx(rc), 2, argv, argl);
+    redisReply *rep = pl_redis_command(rc, 2, argv, argl);
     int yes = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
     if (rep)
         freeReplyObject(rep);
@@ -222,7 +222,7 @@ int pl_cache_recover_epoch(pl_cache *c, pl_redis_conn *rc, const char *run_id, i
     }
     const char *argv[3] = {"SET", marker->data, "1"};
     size_t argl[3] = {3, marker->len, 1};
-    redisReply *rep = redisCommandArgv(pl_redis_ctx(rc), 3, argv, argl);
+    redisReply *rep = pl_redis_command(rc, 3, argv, argl);
     int ok = rep && rep->type == REDIS_REPLY_STATUS;
     if (rep)
         freeReplyObject(rep);

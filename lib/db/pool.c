@@ -80,7 +80,7 @@ PGconn *pl_pool_connect_raw(pl_pool *p, int *rc)
     char timeout[16], idle[16];
     snprintf(timeout, sizeof timeout, "%u", (p->cfg.connect_timeout_ms + 999) / 1000);
     snprintf(idle, sizeof idle, "%u", p->cfg.keepalives_idle_s);
-    const char *keys[8], *vals[8];
+    const char *keys[10], *vals[10];
     int k = 0;
     /* Order matters: the user's conninfo comes last, so that whatever it
      * says explicitly (application_name, connect_timeout, keepalives...)
@@ -91,6 +91,13 @@ PGconn *pl_pool_connect_raw(pl_pool *p, int *rc)
         keys[k] = "keepalives", vals[k++] = "1";
         keys[k] = "keepalives_idle", vals[k++] = idle;
     }
+    /* libpq's default gssencmode=prefer asks libgssapi_krb5 for
+     * credentials on every TCP connect, and that library crashes when one
+     * of its allocations fails (issue 12). Encryption is TLS's job here:
+     * off, unless the conninfo (which comes after and wins) or
+     * PGGSSENCMODE asks for it. GSSAPI authentication is unaffected. */
+    if (!getenv("PGGSSENCMODE"))
+        keys[k] = "gssencmode", vals[k++] = "disable";
     keys[k] = "dbname", vals[k++] = p->conninfo;
     keys[k] = NULL, vals[k] = NULL;
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
@@ -540,7 +547,8 @@ static int finish(pl_pool *p, pl_conn *c, PGresult **out, int *phase)
     if (!last) {
         if (PQstatus(c->pg) != CONNECTION_OK)
             return broken(p, c, phase, PL_PHASE_RESULT, "while waiting for the answer");
-        return pl_fail(PL_EDB, "PostgreSQL returned no result");
+        c->broken = 1; /* libpq lost it (out of memory): the session state is unknown */
+        return pl_fail(PL_ENOMEM, "PostgreSQL: no result (out of memory?)");
     }
     ExecStatusType st = PQresultStatus(last);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
@@ -552,6 +560,18 @@ static int finish(pl_pool *p, pl_conn *c, PGresult **out, int *phase)
         return broken(p, c, phase, PL_PHASE_RESULT, "while waiting for the answer");
     }
     const char *state = PQresultErrorField(last, PG_DIAG_SQLSTATE);
+    if (!state) {
+        /* No SQLSTATE: libpq's own error, not the server's; out of memory
+         * while reading the answer. The server may have done more than we
+         * know (a statement prepared, a message skipped): the connection
+         * is replaced rather than trusted. */
+        c->broken = 1;
+        const char *why = PQresultErrorMessage(last);
+        int code = strstr(why, "out of memory") ? PL_ENOMEM : PL_ECONNECT;
+        pl_fail(code, "PostgreSQL: %.200s", why);
+        PQclear(last);
+        return code;
+    }
     const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
     const char *constraint = PQresultErrorField(last, PG_DIAG_CONSTRAINT_NAME);
     state = state ? state : "";

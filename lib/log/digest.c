@@ -2,7 +2,8 @@
  * one-shot SHA256() and HMAC(), like EVP_sha256() handed to an init, look
  * the algorithm up by name on every call, under a process-wide lock: in
  * pl_verify() and pl_seal() (perf, 200,000 records) that lookup cost more
- * than the hashing (rwlock, strcmp and EVP_MD_up_ref/free on top). The
+ * than the hashing (rwlock, strcmp and EVP_MD_up_ref/free on top): four
+ * HMACs per record. The
  * fetched digest lives until the process ends. */
 #include "digest.h"
 
@@ -36,11 +37,6 @@ static int digest(unsigned char out[32], const void *a, size_t alen, const void 
     if (!ok)
         memset(out, 0, 32);
     return ok ? 0 : -1;
-}
-
-int pl_sha256_prefixed(unsigned char out[32], unsigned char prefix, const void *data, size_t len)
-{
-    return digest(out, &prefix, 1, data, len);
 }
 
 int pl_sha256(unsigned char out[32], const void *data, size_t len)

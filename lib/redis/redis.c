@@ -8,6 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <hiredis/sds.h>
 
 #include "clock.h"
 #include "error.h"
@@ -186,10 +197,56 @@ static struct timeval tv_ms(unsigned ms)
     return tv;
 }
 
+/* Whether c's context may be used again. hiredis says a context with err
+ * set must be discarded; and hiredis 0.14 (Debian 12) leaves obuf NULL,
+ * err unset, when the sdsempty() after a complete write fails, so that
+ * the next command dereferences it. Either way: not one more call. */
+static int ctx_usable(const redisContext *ctx)
+{
+    return ctx && !ctx->err && ctx->obuf;
+}
+
+int pl_redis_usable(pl_redis_conn *c)
+{
+    return ctx_usable(c->ctx);
+}
+
+/* Writes what is queued, then reads one reply. hiredis 0.14 (Debian 12)
+ * frees its output buffer after a complete write and allocates an empty
+ * one with sdsempty(), unchecked: when that allocation fails,
+ * redisBufferWrite dereferences NULL right away. So the bytes are written
+ * here, and the buffer is emptied in place (sdsrange allocates nothing);
+ * redisGetReply then finds nothing to write and only reads. */
+static redisReply *reply_of(redisContext *ctx)
+{
+    while (sdslen(ctx->obuf) > 0) {
+        ssize_t n = write(ctx->fd, ctx->obuf, sdslen(ctx->obuf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ctx->err = REDIS_ERR_IO;
+            snprintf(ctx->errstr, sizeof ctx->errstr, "%s", n < 0 ? strerror(errno) : "write returned 0");
+            return NULL;
+        }
+        sdsrange(ctx->obuf, (int)n, -1);
+    }
+    void *rep = NULL;
+    if (redisGetReply(ctx, &rep) != REDIS_OK)
+        return NULL;
+    return rep;
+}
+
+redisReply *pl_redis_command(pl_redis_conn *c, int argc, const char **argv, const size_t *argvlen)
+{
+    if (!ctx_usable(c->ctx) || redisAppendCommandArgv(c->ctx, argc, argv, argvlen) != REDIS_OK)
+        return NULL;
+    return reply_of(c->ctx);
+}
+
 /* Runs one command during connection set-up; 0 when the reply is sane. */
 static redisReply *setup_cmd(pl_redis_conn *c, int argc, const char **argv)
 {
-    redisReply *rep = redisCommandArgv(c->ctx, argc, argv, NULL);
+    redisReply *rep = pl_redis_command(c, argc, argv, NULL);
     if (rep && rep->type == REDIS_REPLY_ERROR) {
         freeReplyObject(rep);
         return NULL;
@@ -214,6 +271,74 @@ static int load_scripts(pl_redis_conn *c)
     return 0;
 }
 
+/* A connected socket to r's server within timeout_ms, or -1. Connecting
+ * is done here and the socket handed to redisConnectFd because hiredis
+ * 0.14's own connect aborts the process when an allocation in its error
+ * path fails (issue 12); redisConnectFd only allocates the context, and
+ * reports that failure as NULL. */
+static int dial(const pl_redis *r, unsigned timeout_ms)
+{
+    int fd = -1;
+    struct addrinfo *ai = NULL, *a;
+    if (r->path) {
+        struct sockaddr_un sun;
+        memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        if (strlen(r->path) >= sizeof sun.sun_path)
+            return -1;
+        memcpy(sun.sun_path, r->path, strlen(r->path) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            return -1;
+        if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0 || errno == EINPROGRESS ||
+            errno == EAGAIN)
+            goto wait;
+        close(fd);
+        return -1;
+    }
+    char port[8];
+    snprintf(port, sizeof port, "%d", r->port);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(r->host, port, &hints, &ai) != 0)
+        return -1;
+    for (a = ai; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+        if (fd < 0)
+            continue;
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS)
+            break;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    if (fd < 0)
+        return -1;
+wait:;
+    struct pollfd pfd = {fd, POLLOUT, 0};
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (poll(&pfd, 1, (int)timeout_ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ||
+        err != 0) {
+        close(fd);
+        return -1;
+    }
+    /* hiredis's blocking calls expect a blocking socket (timeouts are
+     * SO_RCVTIMEO/SO_SNDTIMEO, set by redisSetTimeout). */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        close(fd);
+        return -1;
+    }
+    if (!r->path) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    return fd;
+}
+
 static pl_redis_conn *conn_new(pl_redis *r)
 {
     pl_redis_conn *c = calloc(1, sizeof *c + r->nscripts * sizeof c->sha[0]);
@@ -221,10 +346,15 @@ static pl_redis_conn *conn_new(pl_redis *r)
         return NULL;
     c->scripts = r->scripts;
     c->nscripts = r->nscripts;
-    struct timeval ct = tv_ms(r->cfg.connect_timeout_ms);
-    c->ctx = r->path ? redisConnectUnixWithTimeout(r->path, ct)
-                     : redisConnectWithTimeout(r->host, r->port, ct);
-    if (!c->ctx || c->ctx->err || redisSetTimeout(c->ctx, tv_ms(r->cfg.command_timeout_ms)) != REDIS_OK)
+    int fd = dial(r, r->cfg.connect_timeout_ms);
+    if (fd < 0)
+        goto fail;
+    c->ctx = redisConnectFd(fd);
+    if (!c->ctx) {
+        close(fd);
+        goto fail;
+    }
+    if (c->ctx->err || redisSetTimeout(c->ctx, tv_ms(r->cfg.command_timeout_ms)) != REDIS_OK)
         goto fail;
     if (!r->path)
         redisEnableKeepAlive(c->ctx);
@@ -324,6 +454,16 @@ void pl_redis_release(pl_redis *r, pl_redis_conn *c, int failed)
     if (!c)
         return;
     pthread_mutex_lock(&r->mu);
+    /* hiredis: a context with err set (out of memory, or a broken
+     * connection the caller did not notice) is unusable: never pooled.
+     * Alone, it says nothing about the other connections. */
+    if (!failed && !ctx_usable(c->ctx)) {
+        r->errors++;
+        r->open--;
+        pthread_mutex_unlock(&r->mu);
+        conn_free(c);
+        return;
+    }
     if (failed) {
         r->errors++;
         breaker_trip(r, pl_mono_us());
@@ -405,13 +545,13 @@ redisReply *pl_redis_script(pl_redis_conn *c, int script, int nkeys, int argc, c
     int n = script_args(c, script, nkeys, argc, argv, argvlen, av, al, nk);
     if (n < 0)
         return NULL;
-    redisReply *rep = redisCommandArgv(c->ctx, n, av, al);
+    redisReply *rep = pl_redis_command(c, n, av, al);
     if (is_noscript(rep)) {
         freeReplyObject(rep);
         if (load_scripts(c) < 0)
             return NULL;
         av[1] = c->sha[script], al[1] = strlen(c->sha[script]);
-        rep = redisCommandArgv(c->ctx, n, av, al);
+        rep = pl_redis_command(c, n, av, al);
     }
     return rep;
 }
@@ -423,15 +563,15 @@ int pl_redis_script_append(pl_redis_conn *c, int script, int nkeys, int argc, co
     size_t al[MAX_SCRIPT_ARGS];
     char nk[8];
     int n = script_args(c, script, nkeys, argc, argv, argvlen, av, al, nk);
-    if (n < 0 || redisAppendCommandArgv(c->ctx, n, av, al) != REDIS_OK)
+    if (n < 0 || !ctx_usable(c->ctx) || redisAppendCommandArgv(c->ctx, n, av, al) != REDIS_OK)
         return -1;
     return 0;
 }
 
 redisReply *pl_redis_script_reply(pl_redis_conn *c)
 {
-    void *rep = NULL;
-    if (redisGetReply(c->ctx, &rep) != REDIS_OK)
+    redisReply *rep = ctx_usable(c->ctx) ? reply_of(c->ctx) : NULL;
+    if (!rep)
         return NULL;
     if (is_noscript(rep))
         c->reload = 1;

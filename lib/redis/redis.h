@@ -51,6 +51,12 @@ void pl_redis_endpoint(const pl_redis *r, const char **host, int *port, const ch
 /* The server's run_id, read when the connection was made. */
 const char *pl_redis_run_id(const pl_redis_conn *c);
 redisContext *pl_redis_ctx(pl_redis_conn *c);
+/* Whether c's context may take another command (not after an error, nor
+ * after hiredis lost its output buffer to a failed allocation). */
+int pl_redis_usable(pl_redis_conn *c);
+/* redisCommandArgv on c, safe when an allocation fails (redis.c); NULL
+ * on any failure, after which c is not usable. argvlen NULL: strlen. */
+redisReply *pl_redis_command(pl_redis_conn *c, int argc, const char **argv, const size_t *argvlen);
 
 /* Runs the preloaded script number `script` (EVALSHA, reloading the
  * scripts after SCRIPT FLUSH or a restart). Returns NULL on a connection

@@ -16,11 +16,11 @@
 -- entity, so distinct counts stay exact.
 --
 -- Partitions: the rows of a partition are in the rollup once it is
--- registered (rollup_partition). A detached partition's rows stay in the
--- rollup, under its oid, and count only while it is attached; a partition
--- attached but not registered (attached or created since the last
--- advance) makes the dashboards read the base table until the next
--- advance rolls up all of its rows.
+-- registered (rollup_partition). Rollup rows count only while their
+-- partition is attached; the next step forgets a detached one. A
+-- partition attached but not registered (attached, re-attached or
+-- created since the last step) makes the dashboards read the base table
+-- until the next step rolls up all of its rows.
 CREATE TABLE @S@.rollup_state (
   id          integer PRIMARY KEY CHECK (id = 1),
   horizon     xid8,
@@ -127,10 +127,20 @@ BEGIN
   PERFORM set_config('provledger.internal', 'on', true);
   SELECT s.horizon INTO v_old FROM @S@.rollup_state s WHERE s.id = 1;
   v_new := pg_snapshot_xmin(pg_current_snapshot());
-  -- A registration whose table is gone (dropped) must not vouch for a
-  -- new table that reuses its oid.
+  -- A partition no longer attached (detached, or dropped) is forgotten
+  -- with its rows: its records of the transactions this step covers are
+  -- not in the ledger's scan, so once re-attached it is rolled up whole
+  -- again, as a new one (and a dropped table's oid, reused, vouches for
+  -- nothing).
   DELETE FROM @S@.rollup_partition r
-   WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = r.part AND c.relname = r.name);
+   WHERE NOT EXISTS (SELECT 1 FROM pg_inherits i
+                      WHERE i.inhparent = '@S@.provenance_ledger'::regclass AND i.inhrelid = r.part);
+  DELETE FROM @S@.rollup_day r
+   WHERE NOT EXISTS (SELECT 1 FROM @S@.rollup_partition g WHERE g.part = r.part);
+  DELETE FROM @S@.rollup_changes r
+   WHERE NOT EXISTS (SELECT 1 FROM @S@.rollup_partition g WHERE g.part = r.part);
+  DELETE FROM @S@.rollup_corrections r
+   WHERE NOT EXISTS (SELECT 1 FROM @S@.rollup_partition g WHERE g.part = r.part);
   v_fresh := ARRAY(SELECT i.inhrelid FROM pg_inherits i
                     WHERE i.inhparent = '@S@.provenance_ledger'::regclass
                       AND NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = i.inhrelid));
@@ -185,4 +195,93 @@ END $fn$;
 CREATE TRIGGER provenance_rollup_erased AFTER UPDATE ON @S@.provenance_ledger
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_rollup_erased();
+-- The exact dashboards' statements (pl_dashboard_rollup and
+-- pl_corrections_rollup call them). Functions of their own so that JIT
+-- stays off for them: the planner cannot know the tail is short (its rows
+-- are those above a horizon read in the same statement), costs the query
+-- high, and JIT compilation then took 0.2 s (1M records) to 3 s (10M) of
+-- every call whose execution takes a few milliseconds.
+CREATE FUNCTION @S@.pl_dashboard_exact(p_from timestamptz, p_to timestamptz, p_source text)
+RETURNS TABLE (day bigint, source_type text, changes bigint, entities bigint, usable boolean, horizon bigint)
+LANGUAGE sql STABLE SET jit = off AS $fn$
+  WITH att AS (SELECT i.inhrelid AS part FROM pg_catalog.pg_inherits i
+  WHERE i.inhparent = '@S@.provenance_ledger'::regclass),
+  st AS (SELECT s.horizon, s.advanced_at FROM @S@.rollup_state s WHERE s.id = 1 AND s.horizon IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM att WHERE NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = att.part))),
+  live AS (SELECT DISTINCT d.day FROM @S@.rollup_day d
+  WHERE EXISTS (SELECT 1 FROM st) AND d.part IN (SELECT att.part FROM att)
+  AND d.day > coalesce(p_from, '-infinity') - interval '24 hours'
+  AND d.day < coalesce(p_to, 'infinity')
+  AND (d.min_tt < coalesce(p_from, '-infinity') OR d.max_tt >= coalesce(p_to, 'infinity'))),
+  tail AS (SELECT date_trunc('day', p.transaction_time, 'UTC') AS day, p.source_type, p.entity_id,
+  NOT EXISTS (SELECT 1 FROM @S@.provenance_ledger q WHERE q.entity_id = p.entity_id
+  AND q.transaction_time >= date_trunc('day', p.transaction_time, 'UTC')
+  AND q.transaction_time < date_trunc('day', p.transaction_time, 'UTC') + interval '24 hours'
+  AND q.source_type = p.source_type AND (q.xid < (SELECT st.horizon FROM st) OR q.xid IS NULL)) AS new_entity
+  FROM @S@.provenance_ledger p
+  WHERE p.xid >= (SELECT st.horizon FROM st)
+  AND p.transaction_time >= coalesce(p_from, '-infinity')
+  AND p.transaction_time < coalesce(p_to, 'infinity')
+  AND (p_source IS NULL OR p.source_type = p_source)),
+  agg AS (SELECT r.day, r.source_type, r.changes, r.entities FROM @S@.rollup_changes r
+  WHERE EXISTS (SELECT 1 FROM st) AND r.part IN (SELECT att.part FROM att)
+  AND r.day > coalesce(p_from, '-infinity') - interval '24 hours'
+  AND r.day < coalesce(p_to, 'infinity')
+  AND (p_source IS NULL OR r.source_type = p_source) AND r.day NOT IN (SELECT live.day FROM live)
+  UNION ALL
+  SELECT t.day, t.source_type, count(*), count(DISTINCT t.entity_id) FILTER (WHERE t.new_entity) FROM tail t
+  WHERE t.day NOT IN (SELECT live.day FROM live) GROUP BY 1, 2
+  UNION ALL
+  SELECT date_trunc('day', p.transaction_time, 'UTC'), p.source_type, count(*), count(DISTINCT p.entity_id)
+  FROM @S@.provenance_ledger p JOIN live l
+  ON p.transaction_time >= greatest(coalesce(p_from, '-infinity'), l.day)
+  AND p.transaction_time < least(coalesce(p_to, 'infinity'), l.day + interval '24 hours')
+  WHERE (p_source IS NULL OR p.source_type = p_source) GROUP BY 1, 2)
+  SELECT NULL::int8 AS day, NULL::text COLLATE "C" AS source_type, NULL::int8 AS changes, NULL::int8 AS entities,
+  EXISTS (SELECT 1 FROM st) AS usable,
+  (SELECT (extract(epoch FROM st.advanced_at) * 1000000)::int8 FROM st) AS horizon
+  UNION ALL
+  SELECT (extract(epoch FROM a.day) * 1000000)::int8, a.source_type, sum(a.changes)::int8,
+  sum(a.entities)::int8, NULL, NULL FROM agg a GROUP BY a.day, a.source_type
+  ORDER BY 5 NULLS LAST, 1, 2
+$fn$;
+CREATE FUNCTION @S@.pl_corrections_exact(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (entity_type text, field_name text, corrections bigint, usable boolean, horizon bigint)
+LANGUAGE sql STABLE SET jit = off AS $fn$
+  WITH att AS (SELECT i.inhrelid AS part FROM pg_catalog.pg_inherits i
+  WHERE i.inhparent = '@S@.provenance_ledger'::regclass),
+  st AS (SELECT s.horizon, s.advanced_at FROM @S@.rollup_state s WHERE s.id = 1 AND s.horizon IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM att WHERE NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = att.part))),
+  live AS (SELECT DISTINCT d.day FROM @S@.rollup_day d
+  WHERE EXISTS (SELECT 1 FROM st) AND d.part IN (SELECT att.part FROM att)
+  AND d.day > coalesce(p_from, '-infinity') - interval '24 hours'
+  AND d.day < coalesce(p_to, 'infinity')
+  AND (d.min_tt < coalesce(p_from, '-infinity') OR d.max_tt >= coalesce(p_to, 'infinity'))),
+  agg AS (SELECT r.entity_type, r.field_name, r.corrections FROM @S@.rollup_corrections r
+  WHERE EXISTS (SELECT 1 FROM st) AND r.part IN (SELECT att.part FROM att)
+  AND r.day > coalesce(p_from, '-infinity') - interval '24 hours'
+  AND r.day < coalesce(p_to, 'infinity') AND r.day NOT IN (SELECT live.day FROM live)
+  UNION ALL
+  SELECT coalesce(p.metadata->>'entity_type', substring(p.entity_id FROM '^[^_:]*')) COLLATE "C",
+  p.field_name, count(*) FROM @S@.provenance_ledger p
+  WHERE p.xid >= (SELECT st.horizon FROM st)
+  AND p.transaction_time >= coalesce(p_from, '-infinity')
+  AND p.transaction_time < coalesce(p_to, 'infinity')
+  AND p.valid_time_start < p.transaction_time
+  AND date_trunc('day', p.transaction_time, 'UTC') NOT IN (SELECT live.day FROM live) GROUP BY 1, 2
+  UNION ALL
+  SELECT coalesce(p.metadata->>'entity_type', substring(p.entity_id FROM '^[^_:]*')) COLLATE "C",
+  p.field_name, count(*) FROM @S@.provenance_ledger p JOIN live l
+  ON p.transaction_time >= greatest(coalesce(p_from, '-infinity'), l.day)
+  AND p.transaction_time < least(coalesce(p_to, 'infinity'), l.day + interval '24 hours')
+  WHERE p.valid_time_start < p.transaction_time GROUP BY 1, 2)
+  SELECT NULL::text COLLATE "C" AS entity_type, NULL::text COLLATE "C" AS field_name, NULL::int8 AS corrections,
+  EXISTS (SELECT 1 FROM st) AS usable,
+  (SELECT (extract(epoch FROM st.advanced_at) * 1000000)::int8 FROM st) AS horizon
+  UNION ALL
+  SELECT c.entity_type, c.field_name, c.corrections, NULL, NULL
+  FROM (SELECT a.entity_type, a.field_name, sum(a.corrections)::int8 AS corrections FROM agg a
+  GROUP BY 1, 2 HAVING sum(a.corrections) > 0) c
+  ORDER BY 4 NULLS LAST, 3 DESC, 1, 2
+$fn$;
 REVOKE EXECUTE ON FUNCTION @S@.pl_rollup_slice(text, text, boolean, xid8, xid8) FROM PUBLIC;
