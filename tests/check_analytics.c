@@ -27,26 +27,6 @@ const char *__asan_default_options(void)
 #define MINUTE_US INT64_C(60000000)
 #define DAY_US INT64_C(86400000000)
 
-/* A table as "a/b/c;a/b/c" for comparisons. */
-static char *table_text(const pl_table *t)
-{
-    size_t cap = 64, len = 0;
-    char *s = malloc(cap);
-    s[0] = '\0';
-    for (size_t r = 0; r < pl_table_rows(t); r++)
-        for (size_t c = 0; c < pl_table_cols(t); c++) {
-            const char *v = pl_table_value(t, r, c);
-            v = v ? v : "NULL";
-            size_t need = len + strlen(v) + 2;
-            if (need >= cap) {
-                cap = need * 2;
-                s = realloc(s, cap);
-            }
-            len += (size_t)sprintf(s + len, "%s%s", v, c + 1 < pl_table_cols(t) ? "/" : ";");
-        }
-    return s;
-}
-
 /* EXPLAIN (COSTS OFF) of a library statement with text parameters, in a
  * transaction that first runs setup (may be NULL). */
 static char *explain(const char *tmpl, int n, const char *const *values, const char *setup)
@@ -197,7 +177,7 @@ static void assert_changes(pl_ledger *l, pl_time from, pl_time to, const char *s
     ck_assert_str_eq(pl_table_colname(t, 1), "source_type");
     ck_assert_str_eq(pl_table_colname(t, 2), "changes");
     ck_assert_str_eq(pl_table_colname(t, 3), "entities");
-    char *got = table_text(t), *want = expected_changes(from, to, source);
+    char *got = tu_table_text(t), *want = expected_changes(from, to, source);
     ck_assert_str_eq(got, want);
     if (!source) {
         char *sql = sql_changes(from, to);
@@ -228,7 +208,7 @@ START_TEST(test_dashboard_changes)
     pl_table *t = NULL, *u = NULL;
     tu_ok(pl_dashboard_changes(&t, l, PL_TIME_ANY, PL_TIME_ANY, NULL, 0));
     tu_ok(pl_dashboard_changes(&u, l, today - 10 * DAY_US, PL_TIME_NOW, NULL, 0));
-    char *a = table_text(t), *b = table_text(u), *want = expected_changes(today - 10 * DAY_US, end, NULL);
+    char *a = tu_table_text(t), *b = tu_table_text(u), *want = expected_changes(today - 10 * DAY_US, end, NULL);
     ck_assert_str_eq(a, want);
     ck_assert_str_eq(b, want);
     free(a);
@@ -253,7 +233,7 @@ START_TEST(test_dashboard_changes)
     double stale_ms = (double)pl_table_staleness_us(t) / 1000.0;
     ck_assert_msg(stale_ms >= t2 - t1 - 1.0 && stale_ms <= t3 - t0 + 1.0, "staleness %.3f ms not in [%.3f, %.3f]",
                   stale_ms, t2 - t1, t3 - t0);
-    a = table_text(t);
+    a = tu_table_text(t);
     want = expected_changes(today - 10 * DAY_US, end, NULL);
     ck_assert_str_eq(a, want);
     free(want);
@@ -277,7 +257,7 @@ START_TEST(test_dashboard_changes)
     x->tt = r.transaction_time;
     tu_ok(pl_dashboard_changes(&t, l, today - 10 * DAY_US, PL_TIME_NOW, NULL, PL_ALLOW_STALE));
     ck_assert_int_eq(pl_table_origin(t), PL_ORIGIN_VIEW);
-    b = table_text(t);
+    b = tu_table_text(t);
     ck_assert_str_eq(a, b);
     free(a);
     free(b);
@@ -336,7 +316,7 @@ START_TEST(test_dashboard_corrections)
     ck_assert_str_eq(pl_table_colname(t, 0), "entity_type");
     ck_assert_str_eq(pl_table_colname(t, 1), "field_name");
     ck_assert_str_eq(pl_table_colname(t, 2), "corrections");
-    char *got = table_text(t);
+    char *got = tu_table_text(t);
     ck_assert_str_eq(got, "txn/amount/4;payment/merchant/2;plain/name/2;/x/1;");
     pl_table_free(t);
     char *sql = tu_sql("SELECT string_agg(format('%s/%s/%s', et, field_name, n), ';' ORDER BY n DESC, et COLLATE \"C\", "

@@ -23,26 +23,6 @@
 
 static const char *const sources[] = {"import", "api", "user_correction"};
 
-/* A table as "a/b/c;a/b/c;". */
-static char *table_text(const pl_table *t)
-{
-    size_t cap = 256, len = 0;
-    char *s = malloc(cap);
-    s[0] = '\0';
-    for (size_t r = 0; r < pl_table_rows(t); r++)
-        for (size_t c = 0; c < pl_table_cols(t); c++) {
-            const char *v = pl_table_value(t, r, c);
-            v = v ? v : "NULL";
-            size_t need = len + strlen(v) + 2;
-            if (need >= cap) {
-                cap = need * 2;
-                s = realloc(s, cap);
-            }
-            len += (size_t)sprintf(s + len, "%s%s", v, c + 1 < pl_table_cols(t) ? "/" : ";");
-        }
-    return s;
-}
-
 /* "transaction_time >= 'from' AND transaction_time < 'to'" (open ends
  * dropped) into buf. */
 static void window_sql(char *buf, size_t len, pl_time from, pl_time to)
@@ -114,7 +94,7 @@ static void check_all(pl_ledger *l, PGconn *pg, pl_time today, int rollup, const
             ck_assert_msg((pl_table_horizon(t) != PL_TIME_ANY) == rollup,
                           "%s: window %zu: horizon %lld, rollup expected %d", when, i,
                           (long long)pl_table_horizon(t), rollup);
-            char *got = table_text(t), *want = base_changes(pg, wins[i][0], wins[i][1], src);
+            char *got = tu_table_text(t), *want = base_changes(pg, wins[i][0], wins[i][1], src);
             ck_assert_msg(strcmp(got, want) == 0, "%s: changes, window %zu, source %s:\n got %s\nwant %s",
                           when, i, src ? src : "all", got, want);
             free(got);
@@ -124,7 +104,7 @@ static void check_all(pl_ledger *l, PGconn *pg, pl_time today, int rollup, const
         pl_table *t = NULL;
         tu_ok(pl_dashboard_corrections(&t, l, wins[i][0], wins[i][1], 0));
         ck_assert_int_eq(pl_table_horizon(t) != PL_TIME_ANY, rollup);
-        char *got = table_text(t), *want = base_corrections(pg, wins[i][0], wins[i][1]);
+        char *got = tu_table_text(t), *want = base_corrections(pg, wins[i][0], wins[i][1]);
         ck_assert_msg(strcmp(got, want) == 0, "%s: corrections, window %zu:\n got %s\nwant %s", when, i,
                       got, want);
         free(got);
@@ -376,7 +356,7 @@ START_TEST(test_rollup_concurrent)
         pl_table *t = NULL;
         tu_ok(pl_dashboard_changes(&t, l, from, to, NULL, 0));
         rolled += pl_table_horizon(t) != PL_TIME_ANY;
-        char *d = table_text(t);
+        char *d = tu_table_text(t);
         pl_table_free(t);
         char *b2 = base_changes(pg, from, to, NULL);
         size_t c1 = parse_rows(b1, k1, n1, e1, MAXR), cd = parse_rows(d, kd, nd, ed, MAXR),

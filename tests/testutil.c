@@ -302,3 +302,24 @@ char *tu_result_lines(const PGresult *r)
     }
     return out;
 }
+
+char *tu_table_text(const pl_table *t)
+{
+    size_t cap = 256, len = 0;
+    char *s = malloc(cap);
+    ck_assert_ptr_nonnull(s);
+    s[0] = '\0';
+    for (size_t r = 0; r < pl_table_rows(t); r++)
+        for (size_t c = 0; c < pl_table_cols(t); c++) {
+            const char *v = pl_table_value(t, r, c);
+            v = v ? v : "NULL";
+            size_t need = len + strlen(v) + 2;
+            if (need >= cap) {
+                cap = need * 2;
+                s = realloc(s, cap);
+                ck_assert_ptr_nonnull(s);
+            }
+            len += (size_t)sprintf(s + len, "%s%s", v, c + 1 < pl_table_cols(t) ? "/" : ";");
+        }
+    return s;
+}

@@ -93,6 +93,10 @@ uint64_t tu_rand64(uint64_t *state);
  * malloc'd string. */
 char *tu_result_lines(const PGresult *r);
 
+/* A pl_table as "a/b/c;a/b/c;" (NULL cells as "NULL"), for comparisons;
+ * free() it. */
+char *tu_table_text(const pl_table *t);
+
 /* Runs "$PL_TEST_CTL" ctl ACTION; returns its exit status. */
 int tu_ctl(const char *action);
 

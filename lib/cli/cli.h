@@ -117,6 +117,16 @@ int cli_parse_time(const cli *c, const char *opt, const char *text, int allow_no
 int cli_parse_int(const cli *c, const char *opt, const char *text, long long min,
                   long long max, long long *out);
 
+/* --follow and --interval-ms of a command that repeats a step (seal,
+ * rollup): *follow and *interval_ms (default_ms without the option);
+ * with --follow, SIGINT and SIGTERM make cli_follow_wait() return 0.
+ * Returns CLI_OK or CLI_USAGE (reported). */
+int cli_follow_options(const cli *c, long long default_ms, int *follow, long long *interval_ms);
+
+/* Pauses interval_ms between steps; 0 once a stop signal came (at once
+ * when it comes during the pause), 1 to go on. */
+int cli_follow_wait(long long interval_ms);
+
 /* Flushes stdout; on a write error reports it and returns CLI_ERROR. */
 int cli_finish(const cli *c, int status);
 

@@ -11,10 +11,8 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Loads the key file of option OPT. */
 static int load_key(const cli *c, const char *opt, pl_key **out)
@@ -78,14 +76,6 @@ static int print_line(const cli *c, cli_json *j)
 
 /* --- seal ----------------------------------------------------------------- */
 
-static volatile sig_atomic_t stop_sealing;
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    stop_sealing = 1;
-}
-
 static int print_note(const pl_checkpoint *cp)
 {
     return fwrite(cp->note, 1, cp->note_len, stdout) == cp->note_len && fflush(stdout) == 0 ? 0 : -1;
@@ -93,15 +83,13 @@ static int print_note(const pl_checkpoint *cp)
 
 int cmd_seal(cli *c)
 {
-    long long interval = 250;
-    const char *iv = cli_get(c, "interval-ms");
-    int follow = cli_get(c, "follow") != NULL;
-    if (iv && !follow)
-        return cli_bad(c, "--interval-ms needs --follow");
-    if (iv && cli_parse_int(c, "--interval-ms", iv, 1, 3600000, &interval) != CLI_OK)
-        return CLI_USAGE;
+    long long interval;
+    int follow;
+    int st = cli_follow_options(c, 250, &follow, &interval);
+    if (st != CLI_OK)
+        return st;
     pl_key *key = NULL;
-    int st = load_key(c, "key", &key);
+    st = load_key(c, "key", &key);
     if (st != CLI_OK)
         return st;
     if (!pl_key_has_private(key)) {
@@ -111,13 +99,6 @@ int cmd_seal(cli *c)
     if ((st = cli_open(c)) != CLI_OK) {
         pl_key_free(key);
         return st;
-    }
-    if (follow) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_stop;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
     }
     int64_t printed_size = -1, backdated = 0;
     st = CLI_OK;
@@ -146,11 +127,7 @@ int cmd_seal(cli *c)
             st = CLI_OK;
         }
         pl_checkpoint_free(cp);
-        for (long long waited = 0; follow && !stop_sealing && waited < interval; waited += 10) {
-            struct timespec ts = {0, 10 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-    } while (follow && !stop_sealing);
+    } while (follow && cli_follow_wait(interval));
     pl_key_free(key);
     if (st == CLI_OK && backdated > 0)
         st = CLI_FINDINGS;

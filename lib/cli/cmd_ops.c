@@ -1,6 +1,6 @@
 /*
  * provledger: operations and analytics: stats, refresh, partitions,
- * health, dashboard changes, dashboard corrections and version.
+ * health, dashboard changes, dashboard corrections, rollup and version.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -11,9 +11,7 @@
 #include "cli.h"
 
 #include <jansson.h>
-#include <signal.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -258,33 +256,13 @@ int cmd_dashboard_corrections(cli *c)
     return table_answer(c, rc, t, NULL);
 }
 
-static volatile sig_atomic_t stop_rollup;
-
-static void on_rollup_stop(int sig)
-{
-    (void)sig;
-    stop_rollup = 1;
-}
-
 int cmd_rollup(cli *c)
 {
-    long long interval = 1000;
-    const char *iv = cli_get(c, "interval-ms");
-    int follow = cli_get(c, "follow") != NULL;
-    if (iv && !follow)
-        return cli_bad(c, "--interval-ms needs --follow");
-    if (iv && cli_parse_int(c, "--interval-ms", iv, 1, 3600000, &interval) != CLI_OK)
-        return CLI_USAGE;
-    int st = cli_open(c);
-    if (st != CLI_OK)
+    long long interval;
+    int follow;
+    int st = cli_follow_options(c, 1000, &follow, &interval);
+    if (st != CLI_OK || (st = cli_open(c)) != CLI_OK)
         return st;
-    if (follow) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_rollup_stop;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-    }
     int first = 1;
     do {
         int64_t rolled = 0;
@@ -303,11 +281,7 @@ int cmd_rollup(cli *c)
                 break;
             first = 0;
         }
-        for (long long waited = 0; follow && !stop_rollup && waited < interval; waited += 10) {
-            struct timespec ts = {0, 10 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-    } while (follow && !stop_rollup);
+    } while (follow && cli_follow_wait(interval));
     return cli_finish(c, st);
 }
 

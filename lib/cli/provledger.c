@@ -11,9 +11,11 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -441,6 +443,42 @@ int cli_parse_int(const cli *c, const char *opt, const char *text, long long min
                        text);
     *out = v;
     return CLI_OK;
+}
+
+static volatile sig_atomic_t follow_stopped;
+
+static void on_follow_stop(int sig)
+{
+    (void)sig;
+    follow_stopped = 1;
+}
+
+int cli_follow_options(const cli *c, long long default_ms, int *follow, long long *interval_ms)
+{
+    *interval_ms = default_ms;
+    *follow = cli_get(c, "follow") != NULL;
+    const char *iv = cli_get(c, "interval-ms");
+    if (iv && !*follow)
+        return cli_bad(c, "--interval-ms needs --follow");
+    if (iv && cli_parse_int(c, "--interval-ms", iv, 1, 3600000, interval_ms) != CLI_OK)
+        return CLI_USAGE;
+    if (*follow) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_follow_stop;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    return CLI_OK;
+}
+
+int cli_follow_wait(long long interval_ms)
+{
+    for (long long waited = 0; !follow_stopped && waited < interval_ms; waited += 10) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return !follow_stopped;
 }
 
 /* ------------------------------------------------------------------------ */

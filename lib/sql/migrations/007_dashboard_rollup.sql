@@ -148,10 +148,9 @@ BEGIN
     v_n := v_n + @S@.pl_rollup_slice('@S@.provenance_ledger',
       format('p.xid >= $1 AND p.xid < $2 AND p.tableoid <> ALL (%L::oid[])', v_fresh), true, v_old, v_new);
   END IF;
+  -- A fresh partition has no rollup rows: any it had went with its
+  -- registration above.
   FOR v_part IN SELECT c.oid, c.relname FROM pg_class c WHERE c.oid = ANY (v_fresh) LOOP
-    DELETE FROM @S@.rollup_day r WHERE r.part = v_part.oid;
-    DELETE FROM @S@.rollup_changes r WHERE r.part = v_part.oid;
-    DELETE FROM @S@.rollup_corrections r WHERE r.part = v_part.oid;
     v_n := v_n + @S@.pl_rollup_slice(v_part.oid::regclass::text,
       'p.xid < $2 OR p.xid IS NULL', false, v_old, v_new);
     INSERT INTO @S@.rollup_partition (part, name) VALUES (v_part.oid, v_part.relname);
