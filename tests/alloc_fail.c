@@ -15,6 +15,8 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <errno.h>
+#include <execinfo.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -98,6 +100,14 @@ static int should_fail(const void *caller)
     long n = atomic_fetch_add(&counted[cls], 1) + 1;
     if (cls == atomic_load(&fail_class) && n == atomic_load(&fail_at)) {
         atomic_store(&fired, 1);
+        /* PL_ALLOC_FAIL_TRACE=1: where the failing allocation was asked
+         * for (addr2line -e ... turns the frames into lines). */
+        if (getenv("PL_ALLOC_FAIL_TRACE")) {
+            void *frames[24];
+            paused = 1;
+            backtrace_symbols_fd(frames, backtrace(frames, 24), 2);
+            paused = 0;
+        }
         return 1;
     }
     return 0;

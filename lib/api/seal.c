@@ -13,8 +13,11 @@
  *      can change what this seal appended;
  *   4. per chunk: commitment keys, leaves hashed here on the client, the
  *      interior hashes they complete, appended in one statement;
- *   5. the checkpoint, signed here (the key never reaches the database),
+ *   5. every entity's sealed time moved once (migration 8 says why not per
+ *      chunk); the checkpoint, signed here (the key never reaches the database),
  *      and the new horizon; COMMIT. */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,9 +50,94 @@ static int entity_cmp(const void *a, const void *b)
 
 /* One chunk's leaves, as pl_seal_append's arrays. */
 typedef struct seal_chunk {
-    pl_array index, kind, item, hash, nodes, entity, tt;
+    pl_array index, kind, item, hash, nodes;
     size_t count;
 } seal_chunk;
+
+/* The entities with a record sealed, in this seal, at transaction time tt:
+ * the latest time seen, as candidates come in time order. A record of an
+ * entity at a time at or before the entity's last sealed one is back-dated
+ * (no commit makes it); an earlier seal's last time comes from log_entity,
+ * which moves only at the seal's end, so within the seal only a second
+ * record at the same time as one already sealed can be back-dated: this
+ * set finds those, across chunks. An open-addressing set of copies. */
+typedef struct same_time {
+    pl_time tt;
+    char **slot;
+    size_t cap, used;
+} same_time;
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+static void same_time_free(same_time *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->slot[i]);
+    free(t->slot);
+    memset(t, 0, sizeof *t);
+}
+
+/* Empties the set; a table grown for a large group of one time is let go,
+ * so that emptying stays cheap for the (usual) groups of one. */
+static void same_time_clear(same_time *t)
+{
+    if (t->cap > 64) {
+        same_time_free(t);
+        return;
+    }
+    for (size_t i = 0; i < t->cap; i++) {
+        free(t->slot[i]);
+        t->slot[i] = NULL;
+    }
+    t->used = 0;
+}
+
+/* Where id is, or the empty slot it would take. */
+static char **same_time_find(const same_time *t, const char *id)
+{
+    size_t i = (size_t)name_hash(id) & (t->cap - 1);
+    while (t->slot[i] && strcmp(t->slot[i], id) != 0)
+        i = (i + 1) & (t->cap - 1);
+    return &t->slot[i];
+}
+
+static int same_time_has(const same_time *t, pl_time tt, const char *id)
+{
+    return t->used && tt == t->tt && *same_time_find(t, id) != NULL;
+}
+
+/* Notes that entity id has a record sealed at tt (the latest time yet). */
+static int same_time_add(same_time *t, pl_time tt, const char *id)
+{
+    if (t->used && tt != t->tt)
+        same_time_clear(t);
+    t->tt = tt;
+    if (2 * (t->used + 1) > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        char **slot = calloc(cap, sizeof *slot);
+        if (!slot)
+            return pl_fail(PL_ENOMEM, "out of memory");
+        same_time bigger = {.tt = tt, .slot = slot, .cap = cap, .used = t->used};
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slot[i])
+                *same_time_find(&bigger, t->slot[i]) = t->slot[i];
+        free(t->slot);
+        *t = bigger;
+    }
+    char **at = same_time_find(t, id);
+    if (*at)
+        return PL_OK;
+    if (!(*at = strdup(id)))
+        return pl_fail(PL_ENOMEM, "out of memory");
+    t->used++;
+    return PL_OK;
+}
 
 static void chunk_begin(seal_chunk *c)
 {
@@ -59,13 +147,11 @@ static void chunk_begin(seal_chunk *c)
     pl_array_begin(&c->item, PL_OID_INT8);
     pl_array_begin(&c->hash, PL_OID_BYTEA);
     pl_array_begin(&c->nodes, PL_OID_BYTEA);
-    pl_array_begin(&c->entity, PL_OID_TEXT);
-    pl_array_begin(&c->tt, PL_OID_TIMESTAMPTZ);
 }
 
 static void chunk_free(seal_chunk *c)
 {
-    pl_array *all[] = {&c->index, &c->kind, &c->item, &c->hash, &c->nodes, &c->entity, &c->tt};
+    pl_array *all[] = {&c->index, &c->kind, &c->item, &c->hash, &c->nodes};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         pl_buf_free(&all[i]->buf);
 }
@@ -86,6 +172,7 @@ typedef struct sealer {
     pl_merkle_builder builder;
     int64_t sealed, backdated;
     pl_buf leaf, nodes;
+    same_time latest; /* entities sealed at the latest time seen */
 } sealer;
 
 /* Keys and sealed times of the chunk's entities (sorted, unique). */
@@ -168,7 +255,7 @@ static int seal_chunk_rows(void *ctx, const PGresult *res)
         if (kind == PL_LEAF_RECORD) {
             seal_entity probe = {.id = entity};
             seal_entity *e = bsearch(&probe, ents, nents, sizeof *ents, entity_cmp);
-            if (e->sealed_tt != PL_TIME_ANY && tt <= e->sealed_tt) {
+            if ((e->sealed_tt != PL_TIME_ANY && tt <= e->sealed_tt) || same_time_has(&z->latest, tt, entity)) {
                 /* No commit makes this (times rise per entity in commit
                  * order): leave it out, for pl_verify to report. */
                 z->backdated++;
@@ -186,9 +273,10 @@ static int seal_chunk_rows(void *ctx, const PGresult *res)
             if (!rc)
                 pl_leaf_record_encode(&z->leaf, &r, cm);
             pl_log_json_free(json);
+            if (!rc)
+                rc = same_time_add(&z->latest, tt, entity);
             if (rc)
                 break;
-            e->sealed_tt = tt;
         } else {
             pl_leaf_erasure_encode(&z->leaf, id, entity, tt, PQgetisnull(res, i, C_REASON) ? NULL
                                    : PQgetvalue(res, i, C_REASON));
@@ -207,15 +295,13 @@ static int seal_chunk_rows(void *ctx, const PGresult *res)
         pl_array_int8(&c.item, id);
         pl_array_bytea(&c.hash, h, 32);
         pl_array_bytea(&c.nodes, z->nodes.len ? z->nodes.data : NULL, z->nodes.len);
-        pl_array_text(&c.entity, kind == PL_LEAF_RECORD ? entity : NULL);
-        pl_array_time(&c.tt, tt);
         c.count++;
     }
     if (!rc && c.count) {
-        pl_array *a[] = {&c.index, &c.kind, &c.item, &c.hash, &c.nodes, &c.entity, &c.tt};
-        const char *v[7];
-        int len[7];
-        for (int k = 0; k < 7 && !rc; k++) {
+        pl_array *a[] = {&c.index, &c.kind, &c.item, &c.hash, &c.nodes};
+        const char *v[5];
+        int len[5];
+        for (int k = 0; k < 5 && !rc; k++) {
             if (pl_array_end(a[k]) || z->nodes.failed)
                 rc = pl_fail(PL_ENOMEM, "out of memory");
             v[k] = a[k]->buf.data;
@@ -279,8 +365,15 @@ static int seal_in(pl_db_session *s, pl_checkpoint **out, pl_seal_info *info, pl
         const char *v[2] = {horizon, xmin};
         rc = pl_cursor_declare(s, PL_SQL_SEAL_CANDIDATES, v);
     }
+    int64_t size_before = pl_merkle_builder_size(&z.builder);
     if (!rc)
         rc = pl_cursor_each(s, seal_chunk_rows, &z);
+    if (!rc && z.sealed > 0) {
+        char from[24];
+        snprintf(from, sizeof from, "%" PRId64, size_before);
+        const char *v[1] = {from};
+        rc = pl_db_session_run(s, PL_SQL_SEAL_ENTITIES, v, NULL, NULL);
+    }
     /* A new checkpoint when the tree grew, when there is none, or when the
      * latest is not this key's; else only the horizon moves. */
     int sign = !rc && (z.sealed > 0 || !head.present);
@@ -327,6 +420,7 @@ static int seal_in(pl_db_session *s, pl_checkpoint **out, pl_seal_info *info, pl
     free(default_origin);
     pl_buf_free(&z.leaf);
     pl_buf_free(&z.nodes);
+    same_time_free(&z.latest);
     return rc;
 }
 

@@ -39,6 +39,11 @@ static int digest(unsigned char out[32], const void *a, size_t alen, const void 
     return ok ? 0 : -1;
 }
 
+int pl_sha256_parts(unsigned char out[32], const void *a, size_t alen, const void *b, size_t blen)
+{
+    return digest(out, a, alen, b, blen);
+}
+
 int pl_sha256(unsigned char out[32], const void *data, size_t len)
 {
     return digest(out, data, len, NULL, 0);

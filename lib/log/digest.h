@@ -9,6 +9,8 @@
 
 /* SHA-256(data). */
 int pl_sha256(unsigned char out[32], const void *data, size_t len);
+/* SHA-256 of a then b (b may be empty). */
+int pl_sha256_parts(unsigned char out[32], const void *a, size_t alen, const void *b, size_t blen);
 /* HMAC-SHA-256 (RFC 2104) of msg under key. */
 int pl_hmac_sha256(unsigned char out[32], const void *key, size_t key_len, const void *msg,
                    size_t len);

@@ -17,8 +17,8 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/sha.h>
 
+#include "digest.h"
 #include "error.h"
 
 #define MAX_NOTE (1024 * 1024)
@@ -114,20 +114,19 @@ const unsigned char *pl_key_public_raw(const pl_key *k)
     return k->pub;
 }
 
-static uint32_t key_id(const char *name, const unsigned char pub[32])
+/* The key ID of C2SP signed-note: the first four bytes of
+ * SHA-256(name || "\n" || 0x01 || public key). Returns -1 when OpenSSL
+ * fails (out of memory): a zero ID would sign, or look for, the wrong key. */
+static int key_id(uint32_t *id, const char *name, const unsigned char pub[32])
 {
-    size_t n = strlen(name);
-    unsigned char *buf = malloc(n + 34);
-    unsigned char h[32];
-    if (!buf)
-        return 0;
-    memcpy(buf, name, n);
-    buf[n] = '\n';
-    buf[n + 1] = 0x01;
-    memcpy(buf + n + 2, pub, 32);
-    SHA256(buf, n + 34, h);
-    free(buf);
-    return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    unsigned char tail[34], h[32];
+    tail[0] = '\n';
+    tail[1] = 0x01;
+    memcpy(tail + 2, pub, 32);
+    if (pl_sha256_parts(h, name, strlen(name), tail, sizeof tail) < 0)
+        return -1;
+    *id = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    return 0;
 }
 
 static int check_name(const char *name)
@@ -189,6 +188,9 @@ int pl_key_verifier_string(char **out, const pl_key *k, const char *name)
     unsigned char raw[33];
     raw[0] = 0x01;
     memcpy(raw + 1, k->pub, 32);
+    uint32_t id;
+    if (key_id(&id, name, k->pub) < 0)
+        return pl_fail(PL_ENOMEM, "SHA-256 failed (OpenSSL)");
     char *enc = b64(raw, sizeof raw);
     size_t n = strlen(name) + 64;
     char *s = enc ? malloc(n) : NULL;
@@ -196,7 +198,7 @@ int pl_key_verifier_string(char **out, const pl_key *k, const char *name)
         free(enc);
         return pl_fail(PL_ENOMEM, "out of memory");
     }
-    snprintf(s, n, "%s+%08x+%s", name, (unsigned)key_id(name, k->pub), enc);
+    snprintf(s, n, "%s+%08x+%s", name, (unsigned)id, enc);
     free(enc);
     *out = s;
     return PL_OK;
@@ -230,7 +232,9 @@ int pl_note_sign(char **note, size_t *len, const char *body, const char *name, c
         return pl_fail(PL_EINVAL, "key: a public key cannot sign");
     size_t bn = strlen(body);
     unsigned char sig[4 + 64];
-    uint32_t id = key_id(name, k->pub);
+    uint32_t id;
+    if (key_id(&id, name, k->pub) < 0)
+        return pl_fail(PL_ENOMEM, "SHA-256 failed (OpenSSL)");
     sig[0] = (unsigned char)(id >> 24);
     sig[1] = (unsigned char)(id >> 16);
     sig[2] = (unsigned char)(id >> 8);
@@ -336,7 +340,9 @@ int pl_checkpoint_verify(const pl_checkpoint *cp, const pl_key *pub)
             sep = i + 1;
     if (!sep)
         return pl_fail(PL_EVERIFY, "the note has no signatures");
-    uint32_t want = key_id(cp->origin, pub->pub);
+    uint32_t want;
+    if (key_id(&want, cp->origin, pub->pub) < 0)
+        return pl_fail(PL_ENOMEM, "SHA-256 failed (OpenSSL)");
     size_t nlen = strlen(cp->origin);
     EVP_PKEY *vk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub->pub, 32);
     int verified = 0;
