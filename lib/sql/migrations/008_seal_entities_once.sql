@@ -10,6 +10,26 @@
 -- pl_seal_entities moves every entity's sealed time once, before the
 -- checkpoint. Migration 5's pl_seal_append stays, unused by this library,
 -- for a library of an earlier version still sealing this schema.
+--
+-- pl_seal_keys no longer takes a row lock on every entity that already
+-- has its key (ON CONFLICT DO UPDATE locks the row even when its WHERE
+-- refuses the update: a WAL record and a dirtied page per entity and
+-- chunk, the seal's largest cost at 1M records). Only the seal and the
+-- erasure write log_entity, both under the seal lock, so the rows read
+-- here cannot change before the insert.
+CREATE OR REPLACE FUNCTION @S@.pl_seal_keys(p_entity text[], p_key bytea[])
+RETURNS TABLE (entity_id text, value_key bytea, sealed_tt timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  PERFORM set_config('provledger.internal', 'on', true);
+  INSERT INTO @S@.log_entity AS e (entity_id, value_key, sealed_tt)
+  SELECT u.entity_id, u.k, NULL FROM unnest(p_entity, p_key) AS u(entity_id, k)
+  WHERE NOT EXISTS (SELECT 1 FROM @S@.log_entity x WHERE x.entity_id = u.entity_id AND x.value_key IS NOT NULL)
+  ON CONFLICT ON CONSTRAINT log_entity_pkey DO UPDATE SET value_key = EXCLUDED.value_key
+   WHERE e.value_key IS NULL;
+  RETURN QUERY SELECT e.entity_id::text, e.value_key, e.sealed_tt FROM @S@.log_entity e
+    WHERE e.entity_id = ANY (p_entity);
+END $fn$;
 CREATE FUNCTION @S@.pl_seal_append_leaves(p_index bigint[], p_kind smallint[], p_item bigint[],
     p_hash bytea[], p_nodes bytea[])
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
