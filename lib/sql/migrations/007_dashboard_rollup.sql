@@ -195,47 +195,58 @@ CREATE TRIGGER provenance_rollup_erased AFTER UPDATE ON @S@.provenance_ledger
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION @S@.pl_rollup_erased();
 -- The exact dashboards' statements (pl_dashboard_rollup and
--- pl_corrections_rollup call them). Functions of their own so that JIT
--- stays off for them: the planner cannot know the tail is short (its rows
--- are those above a horizon read in the same statement), costs the query
--- high, and JIT compilation then took 0.2 s (1M records) to 3 s (10M) of
--- every call whose execution takes a few milliseconds.
+-- pl_corrections_rollup call them). Functions of their own for two
+-- reasons. The tail must be found through the index on xid: read inside
+-- the statement, or planned once for any window, the horizon is unknown to
+-- the planner, which then reads the window's records through the index on
+-- transaction time and filters them by xid (474,000 of them at 1M records:
+-- 95 to 470 ms a call), so the horizon is read first and the query planned
+-- for this call's window and horizon (EXECUTE). And JIT stays off: the
+-- query's cost looked high, and JIT compilation took 0.2 s (1M records) to
+-- 3 s (10M) of calls whose execution takes a few milliseconds.
 CREATE FUNCTION @S@.pl_dashboard_exact(p_from timestamptz, p_to timestamptz, p_source text)
 RETURNS TABLE (day bigint, source_type text, changes bigint, entities bigint, usable boolean, horizon bigint)
-LANGUAGE sql STABLE SET jit = off AS $fn$
+LANGUAGE plpgsql STABLE SET jit = off AS $fn$
+DECLARE
+  v_horizon xid8;
+BEGIN
+  SELECT s.horizon INTO v_horizon FROM @S@.rollup_state s WHERE s.id = 1 AND s.horizon IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = '@S@.provenance_ledger'::regclass
+  AND NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = i.inhrelid));
+  RETURN QUERY EXECUTE $q$
   WITH att AS (SELECT i.inhrelid AS part FROM pg_catalog.pg_inherits i
   WHERE i.inhparent = '@S@.provenance_ledger'::regclass),
   st AS (SELECT s.horizon, s.advanced_at FROM @S@.rollup_state s WHERE s.id = 1 AND s.horizon IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM att WHERE NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = att.part))),
   live AS (SELECT DISTINCT d.day FROM @S@.rollup_day d
   WHERE EXISTS (SELECT 1 FROM st) AND d.part IN (SELECT att.part FROM att)
-  AND d.day > coalesce(p_from, '-infinity') - interval '24 hours'
-  AND d.day < coalesce(p_to, 'infinity')
-  AND (d.min_tt < coalesce(p_from, '-infinity') OR d.max_tt >= coalesce(p_to, 'infinity'))),
+  AND d.day > coalesce($1, '-infinity') - interval '24 hours'
+  AND d.day < coalesce($2, 'infinity')
+  AND (d.min_tt < coalesce($1, '-infinity') OR d.max_tt >= coalesce($2, 'infinity'))),
   tail AS (SELECT date_trunc('day', p.transaction_time, 'UTC') AS day, p.source_type, p.entity_id,
   NOT EXISTS (SELECT 1 FROM @S@.provenance_ledger q WHERE q.entity_id = p.entity_id
   AND q.transaction_time >= date_trunc('day', p.transaction_time, 'UTC')
   AND q.transaction_time < date_trunc('day', p.transaction_time, 'UTC') + interval '24 hours'
-  AND q.source_type = p.source_type AND (q.xid < (SELECT st.horizon FROM st) OR q.xid IS NULL)) AS new_entity
+  AND q.source_type = p.source_type AND (q.xid < $4 OR q.xid IS NULL)) AS new_entity
   FROM @S@.provenance_ledger p
-  WHERE p.xid >= (SELECT st.horizon FROM st)
-  AND p.transaction_time >= coalesce(p_from, '-infinity')
-  AND p.transaction_time < coalesce(p_to, 'infinity')
-  AND (p_source IS NULL OR p.source_type = p_source)),
+  WHERE p.xid >= $4
+  AND p.transaction_time >= coalesce($1, '-infinity')
+  AND p.transaction_time < coalesce($2, 'infinity')
+  AND ($3 IS NULL OR p.source_type = $3)),
   agg AS (SELECT r.day, r.source_type, r.changes, r.entities FROM @S@.rollup_changes r
   WHERE EXISTS (SELECT 1 FROM st) AND r.part IN (SELECT att.part FROM att)
-  AND r.day > coalesce(p_from, '-infinity') - interval '24 hours'
-  AND r.day < coalesce(p_to, 'infinity')
-  AND (p_source IS NULL OR r.source_type = p_source) AND r.day NOT IN (SELECT live.day FROM live)
+  AND r.day > coalesce($1, '-infinity') - interval '24 hours'
+  AND r.day < coalesce($2, 'infinity')
+  AND ($3 IS NULL OR r.source_type = $3) AND r.day NOT IN (SELECT live.day FROM live)
   UNION ALL
   SELECT t.day, t.source_type, count(*), count(DISTINCT t.entity_id) FILTER (WHERE t.new_entity) FROM tail t
   WHERE t.day NOT IN (SELECT live.day FROM live) GROUP BY 1, 2
   UNION ALL
   SELECT date_trunc('day', p.transaction_time, 'UTC'), p.source_type, count(*), count(DISTINCT p.entity_id)
   FROM @S@.provenance_ledger p JOIN live l
-  ON p.transaction_time >= greatest(coalesce(p_from, '-infinity'), l.day)
-  AND p.transaction_time < least(coalesce(p_to, 'infinity'), l.day + interval '24 hours')
-  WHERE (p_source IS NULL OR p.source_type = p_source) GROUP BY 1, 2)
+  ON p.transaction_time >= greatest(coalesce($1, '-infinity'), l.day)
+  AND p.transaction_time < least(coalesce($2, 'infinity'), l.day + interval '24 hours')
+  WHERE ($3 IS NULL OR p.source_type = $3) GROUP BY 1, 2)
   SELECT NULL::int8 AS day, NULL::text COLLATE "C" AS source_type, NULL::int8 AS changes, NULL::int8 AS entities,
   EXISTS (SELECT 1 FROM st) AS usable,
   (SELECT (extract(epoch FROM st.advanced_at) * 1000000)::int8 FROM st) AS horizon
@@ -243,36 +254,44 @@ LANGUAGE sql STABLE SET jit = off AS $fn$
   SELECT (extract(epoch FROM a.day) * 1000000)::int8, a.source_type, sum(a.changes)::int8,
   sum(a.entities)::int8, NULL, NULL FROM agg a GROUP BY a.day, a.source_type
   ORDER BY 5 NULLS LAST, 1, 2
-$fn$;
+  $q$ USING p_from, p_to, p_source, v_horizon;
+END $fn$;
 CREATE FUNCTION @S@.pl_corrections_exact(p_from timestamptz, p_to timestamptz)
 RETURNS TABLE (entity_type text, field_name text, corrections bigint, usable boolean, horizon bigint)
-LANGUAGE sql STABLE SET jit = off AS $fn$
+LANGUAGE plpgsql STABLE SET jit = off AS $fn$
+DECLARE
+  v_horizon xid8;
+BEGIN
+  SELECT s.horizon INTO v_horizon FROM @S@.rollup_state s WHERE s.id = 1 AND s.horizon IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = '@S@.provenance_ledger'::regclass
+  AND NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = i.inhrelid));
+  RETURN QUERY EXECUTE $q$
   WITH att AS (SELECT i.inhrelid AS part FROM pg_catalog.pg_inherits i
   WHERE i.inhparent = '@S@.provenance_ledger'::regclass),
   st AS (SELECT s.horizon, s.advanced_at FROM @S@.rollup_state s WHERE s.id = 1 AND s.horizon IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM att WHERE NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = att.part))),
   live AS (SELECT DISTINCT d.day FROM @S@.rollup_day d
   WHERE EXISTS (SELECT 1 FROM st) AND d.part IN (SELECT att.part FROM att)
-  AND d.day > coalesce(p_from, '-infinity') - interval '24 hours'
-  AND d.day < coalesce(p_to, 'infinity')
-  AND (d.min_tt < coalesce(p_from, '-infinity') OR d.max_tt >= coalesce(p_to, 'infinity'))),
+  AND d.day > coalesce($1, '-infinity') - interval '24 hours'
+  AND d.day < coalesce($2, 'infinity')
+  AND (d.min_tt < coalesce($1, '-infinity') OR d.max_tt >= coalesce($2, 'infinity'))),
   agg AS (SELECT r.entity_type, r.field_name, r.corrections FROM @S@.rollup_corrections r
   WHERE EXISTS (SELECT 1 FROM st) AND r.part IN (SELECT att.part FROM att)
-  AND r.day > coalesce(p_from, '-infinity') - interval '24 hours'
-  AND r.day < coalesce(p_to, 'infinity') AND r.day NOT IN (SELECT live.day FROM live)
+  AND r.day > coalesce($1, '-infinity') - interval '24 hours'
+  AND r.day < coalesce($2, 'infinity') AND r.day NOT IN (SELECT live.day FROM live)
   UNION ALL
   SELECT coalesce(p.metadata->>'entity_type', substring(p.entity_id FROM '^[^_:]*')) COLLATE "C",
   p.field_name, count(*) FROM @S@.provenance_ledger p
-  WHERE p.xid >= (SELECT st.horizon FROM st)
-  AND p.transaction_time >= coalesce(p_from, '-infinity')
-  AND p.transaction_time < coalesce(p_to, 'infinity')
+  WHERE p.xid >= $3
+  AND p.transaction_time >= coalesce($1, '-infinity')
+  AND p.transaction_time < coalesce($2, 'infinity')
   AND p.valid_time_start < p.transaction_time
   AND date_trunc('day', p.transaction_time, 'UTC') NOT IN (SELECT live.day FROM live) GROUP BY 1, 2
   UNION ALL
   SELECT coalesce(p.metadata->>'entity_type', substring(p.entity_id FROM '^[^_:]*')) COLLATE "C",
   p.field_name, count(*) FROM @S@.provenance_ledger p JOIN live l
-  ON p.transaction_time >= greatest(coalesce(p_from, '-infinity'), l.day)
-  AND p.transaction_time < least(coalesce(p_to, 'infinity'), l.day + interval '24 hours')
+  ON p.transaction_time >= greatest(coalesce($1, '-infinity'), l.day)
+  AND p.transaction_time < least(coalesce($2, 'infinity'), l.day + interval '24 hours')
   WHERE p.valid_time_start < p.transaction_time GROUP BY 1, 2)
   SELECT NULL::text COLLATE "C" AS entity_type, NULL::text COLLATE "C" AS field_name, NULL::int8 AS corrections,
   EXISTS (SELECT 1 FROM st) AS usable,
@@ -282,5 +301,6 @@ LANGUAGE sql STABLE SET jit = off AS $fn$
   FROM (SELECT a.entity_type, a.field_name, sum(a.corrections)::int8 AS corrections FROM agg a
   GROUP BY 1, 2 HAVING sum(a.corrections) > 0) c
   ORDER BY 4 NULLS LAST, 3 DESC, 1, 2
-$fn$;
+  $q$ USING p_from, p_to, v_horizon;
+END $fn$;
 REVOKE EXECUTE ON FUNCTION @S@.pl_rollup_slice(text, text, boolean, xid8, xid8) FROM PUBLIC;
