@@ -129,6 +129,11 @@ void collect_targets(const bench_opts *o, const bench_dataset *ds)
     snprintf(d, sizeof d, "#16 exact dashboard p95 in the mix, %d clients, cache on", top);
     report_target("16.dashboard.mix", d, row_p95("mix", query_names[Q_ANALYTICS], top, 1), 50, 0,
                   "ms");
+    /* What the rollup step costs writers: held to the sealer's bounds. */
+    report_target("16.writers", "#16 single inserts, 8 clients: loss with the rollup following",
+                  report_get_value("writes", "rollup_single_loss"), 0.10, 0, "x");
+    report_target("16.writers.b", "#16 batch ingest (1000/call, 2 clients): loss with the rollup",
+                  report_get_value("writes", "rollup_batch_loss"), 0.15, 0, "x");
     report_target("5.dashboard", "#5 dashboard over 30 days, exact, p95",
                   row_p95("point", query_names[Q_ANALYTICS], 1, 0), 200, 0, "ms");
     report_target("5.dashboard.view", "#5 dashboard over 30 days, view (PL_ALLOW_STALE), p95",

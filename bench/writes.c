@@ -1,6 +1,8 @@
 /* Write load: single inserts (pl_insert) at 1 and 8 clients, cache off and
- * on (the difference is what invalidation adds to an insert), and batch
- * inserts (pl_insert_batch, 1,000 and 10,000 changes per call) in records/s. Writes go
+ * on (the difference is what invalidation adds to an insert), batch
+ * inserts (pl_insert_batch, 1,000 and 10,000 changes per call) in records/s,
+ * and both again with and without the dashboards' rollup step following
+ * (issue 16: what exact dashboards cost writers). Writes go
  * to hot entities, as an application's updates would; one batch run instead
  * records new entities with their four fields each, as a bank import does. */
 #include <pthread.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "follow.h"
 #include "phases.h"
 
 #define BATCH 1000
@@ -164,6 +167,15 @@ double write_run(const bench_opts *o, const bench_dataset *ds, const char *phase
     return r->ops;
 }
 
+/* The rollup follower's pause between steps: the CLI's default. */
+#define ROLLUP_INTERVAL_MS 1000
+
+static int rollup_step(void *arg, pl_ledger *l, int64_t *done)
+{
+    (void)arg;
+    return pl_rollup_advance(done, l);
+}
+
 void writes_phase(const bench_opts *o, const bench_dataset *ds)
 {
     static const int single_clients[] = {1, 8};
@@ -204,5 +216,11 @@ void writes_phase(const bench_opts *o, const bench_dataset *ds)
             write_run(o, ds, "writes", "batch insert, new entities (1000/call)", clients, 0, BATCH, 1,
                       NULL);
     report_value("writes", "batch_insert_best_records_per_s", best, "rec/s");
+    /* The rollup step as `provledger rollup --follow --interval-ms 1000`
+     * runs it; inserts themselves do no rollup work. */
+    follow_ab_writes(o, ds, "writes", "rollup", rollup_step, NULL, ROLLUP_INTERVAL_MS, "single insert",
+                     "rollup_single", 8, 0, 3);
+    follow_ab_writes(o, ds, "writes", "rollup", rollup_step, NULL, ROLLUP_INTERVAL_MS,
+                     "batch insert (1000/call)", "rollup_batch", 2, BATCH, 3);
     report_print_phase("writes", "Writes (ops/s = records/s; latency per call)");
 }
