@@ -31,6 +31,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "follow.h"
 #include "phases.h"
 
 #define SEAL_INTERVAL_MS 250
@@ -87,78 +88,23 @@ static int catch_up(pl_ledger *l, const pl_key *key, int64_t *sealed, int64_t *s
     }
 }
 
-typedef struct sealer {
-    pl_ledger *l;
-    const pl_key *key;
-    atomic_int stop;
-    bench_hist hist; /* duration of each pl_seal() */
-    int64_t sealed, backdated;
-    uint64_t seals, errors;
-    char first_error[256];
-    pthread_t th;
-} sealer;
+/* One seal for the follower: as `provledger seal --follow` makes them. */
+static int seal_step(void *arg, pl_ledger *l, int64_t *done)
+{
+    pl_seal_info info;
+    int rc = pl_seal(NULL, &info, sizeof info, l, (const pl_key *)arg, NULL);
+    if (rc == PL_OK) {
+        *done += info.sealed;
+        if (info.backdated)
+            report_note("tlog: the sealer refused %" PRId64 " back-dated records", info.backdated);
+    }
+    return rc;
+}
 
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static void *sealer_main(void *arg)
-{
-    sealer *s = arg;
-    while (!atomic_load(&s->stop)) {
-        pl_seal_info info;
-        double a = bench_now();
-        int rc = pl_seal(NULL, &info, sizeof info, s->l, s->key, NULL);
-        double b = bench_now();
-        if (rc) {
-            if (!s->errors++)
-                snprintf(s->first_error, sizeof s->first_error, "%s: %s", pl_strerror(rc),
-                         pl_errmsg());
-        } else {
-            s->seals++;
-            s->sealed += info.sealed;
-            s->backdated += info.backdated;
-            hist_record(&s->hist, (uint64_t)((b - a) * 1e9));
-        }
-        for (int waited = 0; waited < SEAL_INTERVAL_MS && !atomic_load(&s->stop); waited += 10)
-            sleep_ms(10);
-    }
-    return NULL;
-}
-
-static int sealer_start(sealer *s, const bench_opts *o, const pl_key *key)
-{
-    memset(s, 0, sizeof *s);
-    hist_reset(&s->hist);
-    s->key = key;
-    s->l = bench_open(o, 0, 1, 1, 0);
-    if (!s->l)
-        return -1;
-    /* Start from a sealed log: the run measures following, not a backlog. */
-    if (catch_up(s->l, key, NULL, NULL) != PL_OK ||
-        pthread_create(&s->th, NULL, sealer_main, s) != 0) {
-        report_note("tlog: the sealer could not start: %s", pl_errmsg());
-        pl_close(s->l);
-        s->l = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-static void sealer_stop(sealer *s)
-{
-    if (!s->l)
-        return;
-    atomic_store(&s->stop, 1);
-    pthread_join(s->th, NULL);
-    if (s->errors)
-        report_note("tlog: %" PRIu64 " seals failed, first: %s", s->errors, s->first_error);
-    if (s->backdated)
-        report_note("tlog: the sealer refused %" PRId64 " back-dated records", s->backdated);
-    pl_close(s->l);
-    s->l = NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -402,49 +348,6 @@ static void proof_run(const bench_opts *o, pl_ledger *l, int64_t lo, int64_t hi,
 /* Writes with and without a sealer following                                */
 /* ------------------------------------------------------------------------ */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median3(double v[AB_ROUNDS])
-{
-    qsort(v, AB_ROUNDS, sizeof v[0], cmp_double);
-    return v[AB_ROUNDS / 2];
-}
-
-/* Alternates runs without and with a sealer; reports both medians and the
- * loss (1 - with / without). */
-static void ab_writes(const bench_opts *o, const bench_dataset *ds, const pl_key *key,
-                      const char *what, const char *value_key, int clients, int batch)
-{
-    double off[AB_ROUNDS], on[AB_ROUNDS];
-    char name[48];
-    int64_t sealed = 0;
-    for (int i = 0; i < AB_ROUNDS; i++) {
-        snprintf(name, sizeof name, "%s, no sealer", what);
-        off[i] = write_run(o, ds, "tlog", name, clients, 0, batch, 0, NULL);
-        sealer s;
-        if (sealer_start(&s, o, key) < 0)
-            return;
-        snprintf(name, sizeof name, "%s, sealer following", what);
-        on[i] = write_run(o, ds, "tlog", name, clients, 0, batch, 0, NULL);
-        sealer_stop(&s);
-        sealed += s.sealed;
-    }
-    double a = median3(off), b = median3(on);
-    char k[96];
-    snprintf(k, sizeof k, "%s_records_per_s_no_sealer", value_key);
-    report_value("tlog", k, a, "rec/s");
-    snprintf(k, sizeof k, "%s_records_per_s_sealer", value_key);
-    report_value("tlog", k, b, "rec/s");
-    snprintf(k, sizeof k, "%s_loss", value_key);
-    report_value("tlog", k, a > 0 ? 1.0 - b / a : -1, "x");
-    snprintf(k, sizeof k, "%s_sealed_while_following", value_key);
-    report_value("tlog", k, (double)sealed, "");
-}
-
 typedef struct paced_writer {
     pl_ledger *l;
     const bench_dataset *ds;
@@ -484,15 +387,15 @@ static void *paced_main(void *arg)
 static void seal_latency_run(const bench_opts *o, const bench_dataset *ds, const pl_key *key,
                              double seconds)
 {
-    sealer s;
-    if (sealer_start(&s, o, key) < 0)
+    follower s;
+    if (follower_start(&s, o, "sealer", seal_step, (void *)key, SEAL_INTERVAL_MS) < 0)
         return;
     pl_checkpoint *cp = NULL;
     int64_t size0 = pl_checkpoint_latest(&cp, s.l) == PL_OK ? cp->tree_size : 0;
     pl_checkpoint_free(cp);
     pl_ledger *l = bench_open(o, 0, PACED_WRITERS, PACED_WRITERS, 0);
     if (!l) {
-        sealer_stop(&s);
+        follower_stop(&s, "sealer");
         return;
     }
     bench_log("tlog: %.0f records/s for %.0f s with the sealer following", PACED_RATE, seconds);
@@ -522,7 +425,7 @@ static void seal_latency_run(const bench_opts *o, const bench_dataset *ds, const
     double el = bench_now() - start;
     pl_close(l);
     sleep_ms(3 * SEAL_INTERVAL_MS); /* the last writes' seals */
-    sealer_stop(&s);
+    follower_stop(&s, "sealer");
     bench_row *r = report_row("tlog", "paced batch of 10, sealer following", PACED_WRITERS, 0);
     report_fill(r, &h, errors, el);
     r->ops = el > 0 ? (double)records / el : 0;
@@ -627,8 +530,10 @@ void tlog_phase(const bench_opts *o, const bench_dataset *ds)
     pl_close(l);
 
     /* 4. Writers with and without a sealer following. */
-    ab_writes(o, ds, priv, "single insert", "single_insert_8_clients", 8, 0);
-    ab_writes(o, ds, priv, "batch insert (1000/call)", "batch_insert_2_clients", 2, 1000);
+    follow_ab_writes(o, ds, "tlog", "sealer", seal_step, priv, SEAL_INTERVAL_MS, "single insert",
+                     "single_insert_8_clients", 8, 0, AB_ROUNDS);
+    follow_ab_writes(o, ds, "tlog", "sealer", seal_step, priv, SEAL_INTERVAL_MS,
+                     "batch insert (1000/call)", "batch_insert_2_clients", 2, 1000, AB_ROUNDS);
 
     /* 5. The wait for a seal at a fixed rate. */
     seal_latency_run(o, ds, priv, o->duration);
