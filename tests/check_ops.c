@@ -127,7 +127,7 @@ START_TEST(test_schema_objects)
     int v = 0;
     tu_ok(pl_schema_version(&v, l));
     ck_assert_int_eq(v, PL_SCHEMA_VERSION);
-    ck_assert_int_eq(PL_SCHEMA_VERSION, 8);
+    ck_assert_int_eq(PL_SCHEMA_VERSION, 9);
     /* Migration 7: the dashboards' rollup. */
     ck_assert_int_eq(tu_sql_ll("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename IN "
                                "('rollup_state', 'rollup_partition', 'rollup_day', 'rollup_changes', "
