@@ -363,9 +363,12 @@ START_TEST(test_hostile_redis)
         stats(l, &b);
         hits_armed += b.cache_hits - a.cache_hits;
         ck_assert_msg(hr_fired_mode(h, rd->mode) > 0, "%s: the fault never fired", why);
-        /* The cache comes back by itself once Redis behaves (a missed
-         * intent disables it for its window: some 4 s with this lease). */
-        ck_assert_msg(wait_for_hits(l, 15000), "%s: the cache did not come back", why);
+        /* The cache comes back by itself once Redis behaves. A missed
+         * intent disables it for its window (some 4 s with this lease),
+         * but writes still place their intents meanwhile: the write
+         * rounds run back to back and the cache is awaited after them. */
+        if (!rd->writes || r + 1 == sizeof rounds / sizeof *rounds)
+            ck_assert_msg(wait_for_hits(l, 15000), "%s: the cache did not come back", why);
     }
     stats(l, &s1);
     printf("hostile redis: %lu reads (worst %.0f ms, bound %.0f ms), %lu writes (worst %.0f ms); "
@@ -454,7 +457,8 @@ START_TEST(test_pg_proxy)
     }
 
     /* Every (action, phase, kind), cuts three times, stalls once (each
-     * costs the deadline plus the cancel's grace), in a seeded order. */
+     * costs the deadline plus the cancel's grace; a stalled write after
+     * it reached the server twice, below), in a seeded order. */
     typedef struct plan {
         pp_action action;
         pp_phase phase;
@@ -467,7 +471,8 @@ START_TEST(test_pg_proxy)
         for (int ph = 0; ph < PP_NPHASES; ph++)
             for (int k = 0; k < 2; k++)
                 for (int rep = 0; rep < (a == PP_CUT ? 3 : 1); rep++)
-                    plans[np++] = (plan){(pp_action)a, (pp_phase)ph, (pp_kind)k, -1};
+                    if (a != PP_STALL || ph != PP_AT_EXECUTE || k != PP_WRITE)
+                        plans[np++] = (plan){(pp_action)a, (pp_phase)ph, (pp_kind)k, -1};
     /* A write stalled after it reached the server commits unseen: once
      * with a key (the library's retry lands it once), once without (the
      * caller must be told the outcome is unknown). */
@@ -531,7 +536,9 @@ START_TEST(test_pg_proxy)
             if (x->state == W_ACKED)
                 settled_tt[ei][fi] = rcpt.transaction_time;
         } else {
-            pp_arm(p, pl->action, pl->phase, PP_READ, 1);
+            /* Twice for some cut reads: the library's one retry fails too
+             * and the caller gets the error. */
+            pp_arm(p, pl->action, pl->phase, PP_READ, pl->action == PP_CUT && pick(2) ? 2 : 1);
             int kind = (int)pick(RD_KINDS);
             read_outcome o = checked_read(l, kind, ei, fi, 0, why);
             rc = o.rc;
