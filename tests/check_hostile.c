@@ -278,7 +278,10 @@ static int wait_for_hits(pl_ledger *l, double timeout_ms)
 typedef struct redis_round {
     hr_mode mode;
     unsigned mask;
-    int writes; /* every op is a write and then a read */
+    int writes;         /* 1: every op is a write and then a read; 0: some
+                           are; -1: none is */
+    const char *lookup; /* HR_WRONG_TYPE's reply to LOOKUP, or NULL */
+    unsigned permille;  /* how many replies are damaged; 0: 400 */
 } redis_round;
 
 #define READ_TARGETS                                                                         \
@@ -314,20 +317,25 @@ START_TEST(test_hostile_redis)
     /* Read faults first (they leave the cache on), then write faults
      * (a missed intent disables the cache for its window). */
     static const redis_round rounds[] = {
-        {HR_FORGE, HR_BIT(HR_T_LOOKUP), 0},
-        {HR_WRONG_TYPE, READ_TARGETS, 0},
-        {HR_GARBAGE, READ_TARGETS, 0},
-        {HR_TRUNCATE, READ_TARGETS, 0},
-        {HR_HUGE_BULK, READ_TARGETS, 0},
-        {HR_STALL, READ_TARGETS, 0},
-        {HR_TRICKLE, READ_TARGETS, 0},
-        {HR_FORGE, HR_BIT(HR_T_LOOKUP), 0},
-        {HR_WRONG_TYPE, WRITE_TARGETS, 1},
-        {HR_GARBAGE, WRITE_TARGETS, 1},
-        {HR_TRUNCATE, WRITE_TARGETS, 1},
-        {HR_HUGE_BULK, WRITE_TARGETS, 1},
-        {HR_STALL, WRITE_TARGETS, 1},
-        {HR_TRICKLE, WRITE_TARGETS, 1},
+        {HR_FORGE, HR_BIT(HR_T_LOOKUP), 0, NULL, 0},
+        {HR_WRONG_TYPE, READ_TARGETS, 0, NULL, 0},
+        {HR_GARBAGE, READ_TARGETS, 0, NULL, 0},
+        {HR_TRUNCATE, READ_TARGETS, 0, NULL, 0},
+        {HR_HUGE_BULK, READ_TARGETS, 0, NULL, 0},
+        {HR_STALL, READ_TARGETS, 0, NULL, 0},
+        {HR_TRICKLE, READ_TARGETS, 0, NULL, 0},
+        /* "The epoch marker is missing", and then a broken answer to the
+         * EXISTS that checks it: no evidence that Redis lost data. */
+        {HR_WRONG_TYPE, HR_BIT(HR_T_LOOKUP) | HR_BIT(HR_T_OTHER), -1, "*1\r\n:4\r\n", 1000},
+        {HR_GARBAGE, READ_TARGETS, -1, NULL, 0},
+        {HR_STALL, READ_TARGETS, -1, NULL, 0},
+        {HR_FORGE, HR_BIT(HR_T_LOOKUP), 0, NULL, 0},
+        {HR_WRONG_TYPE, WRITE_TARGETS, 1, NULL, 0},
+        {HR_GARBAGE, WRITE_TARGETS, 1, NULL, 0},
+        {HR_TRUNCATE, WRITE_TARGETS, 1, NULL, 0},
+        {HR_HUGE_BULK, WRITE_TARGETS, 1, NULL, 0},
+        {HR_STALL, WRITE_TARGETS, 1, NULL, 0},
+        {HR_TRICKLE, WRITE_TARGETS, 1, NULL, 0},
     };
     const double bound = CMD_TIMEOUT_MS + slack_ms();
     double worst_read = 0, worst_write = 0;
@@ -341,10 +349,12 @@ START_TEST(test_hostile_redis)
         snprintf(why, sizeof why, "round %zu (%s)", r, hr_mode_name(rd->mode));
         pl_stats_info a, b;
         stats(l, &a);
-        hr_arm(h, rd->mode, rd->mask, 400);
+        long long epoch = tu_raw_ll(oracle, "SELECT epoch FROM cache_state", 0, NULL);
+        hr_set_lookup_reply(h, rd->lookup);
+        hr_arm(h, rd->mode, rd->mask, rd->permille ? rd->permille : 400);
         for (int op = 0; op < 24; op++) {
             unsigned ei = pick(NENT), fi = pick(NFIELD);
-            if (rd->writes || pick(6) == 0) {
+            if (rd->writes > 0 || (rd->writes == 0 && pick(6) == 0)) {
                 double ms;
                 write_value(l, ei, fi, why, &ms);
                 writes++;
@@ -360,6 +370,13 @@ START_TEST(test_hostile_redis)
                           rd_names[kind], ent(ei), fld(fi), o.ms, bound);
         }
         hr_disarm(h);
+        hr_set_lookup_reply(h, NULL);
+        /* A damaged reply is no evidence that Redis lost data: reads alone
+         * never move the epoch (which disables the cache for everyone; a
+         * write whose intent could not be placed must). */
+        if (rd->writes < 0)
+            ck_assert_msg(tu_raw_ll(oracle, "SELECT epoch FROM cache_state", 0, NULL) == epoch,
+                          "%s: the cache epoch moved (the cache was disabled) on read faults", why);
         stats(l, &b);
         hits_armed += b.cache_hits - a.cache_hits;
         ck_assert_msg(hr_fired_mode(h, rd->mode) > 0, "%s: the fault never fired", why);
@@ -367,7 +384,7 @@ START_TEST(test_hostile_redis)
          * intent disables it for its window (some 4 s with this lease),
          * but writes still place their intents meanwhile: the write
          * rounds run back to back and the cache is awaited after them. */
-        if (!rd->writes || r + 1 == sizeof rounds / sizeof *rounds)
+        if (rd->writes <= 0 || r + 1 == sizeof rounds / sizeof *rounds)
             ck_assert_msg(wait_for_hits(l, 15000), "%s: the cache did not come back", why);
     }
     stats(l, &s1);
@@ -430,6 +447,22 @@ static long long id_with_value(unsigned long v)
                      1, p);
 }
 
+/* A write whose connection was cut may still be on its way to the server
+ * or running there, and commit after the call returned PL_EUNKNOWN (as
+ * documented). Waits until the server has no more sessions through the
+ * proxy (application_name pl_hostile) than the proxy has connections open:
+ * every cut session has ended, so the reads after it and SQL agree on
+ * what is there. */
+static void settle(pg_proxy *p)
+{
+    double end = tu_now_ms() + 10000;
+    while (tu_raw_ll(oracle, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                             "'pl_hostile'", 0, NULL) > pp_live(p)) {
+        ck_assert_msg(tu_now_ms() < end, "a cut session still runs on the server after 10 s");
+        tu_sleep_ms(10);
+    }
+}
+
 START_TEST(test_pg_proxy)
 {
     uint64_t seed = seed_once();
@@ -439,7 +472,8 @@ START_TEST(test_pg_proxy)
     ck_assert_ptr_nonnull(p);
     char conninfo[512];
     /* libpq takes the last of a repeated keyword. */
-    snprintf(conninfo, sizeof conninfo, "%s port=%d sslmode=disable", tcp, pp_port(p));
+    snprintf(conninfo, sizeof conninfo, "%s port=%d sslmode=disable application_name=pl_hostile",
+             tcp, pp_port(p));
     pl_config cfg;
     tu_config(&cfg, 0);
     cfg.pg_conninfo = conninfo;
@@ -550,6 +584,7 @@ START_TEST(test_pg_proxy)
             pp_disarm(p);
         }
         ck_assert_msg(pp_fired(p, pl->action, pl->phase, pl->kind) > 0, "%s: never fired", why);
+        settle(p);
         /* The handle recovers: the next calls succeed and are exact. */
         for (int k = 0; k < RD_KINDS; k++)
             checked_read(l, k, ei, fi, 1, why);

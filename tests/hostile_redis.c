@@ -47,7 +47,7 @@ struct hostile_redis {
     pthread_mutex_t mu;
     struct slot {
         pthread_t th;
-        int used;
+        atomic_int used;
         atomic_int done;
     } slots[MAX_CONNS];
     /* armed fault, under mu */
@@ -55,6 +55,7 @@ struct hostile_redis {
     unsigned mask;
     unsigned permille;
     unsigned trickle_ms;
+    const char *lookup_reply;
     uint64_t rng;
     unsigned long fired[HR_NMODES][HR_NTARGETS];
     unsigned long seen[HR_NTARGETS];
@@ -552,6 +553,8 @@ static void *conn_main(void *arg)
         case HR_WRONG_TYPE: {
             pthread_mutex_lock(&h->mu);
             const char *w = wrong_replies[rnd(h) % (sizeof wrong_replies / sizeof *wrong_replies)];
+            if (t == HR_T_LOOKUP && h->lookup_reply)
+                w = h->lookup_reply;
             pthread_mutex_unlock(&h->mu);
             buf_put(&out, w, strlen(w));
             break;
@@ -711,6 +714,13 @@ void hr_set_trickle_ms(hostile_redis *h, unsigned ms)
 {
     pthread_mutex_lock(&h->mu);
     h->trickle_ms = ms ? ms : 1;
+    pthread_mutex_unlock(&h->mu);
+}
+
+void hr_set_lookup_reply(hostile_redis *h, const char *reply)
+{
+    pthread_mutex_lock(&h->mu);
+    h->lookup_reply = reply;
     pthread_mutex_unlock(&h->mu);
 }
 

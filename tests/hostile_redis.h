@@ -50,6 +50,9 @@ int hr_port(const hostile_redis *h);
  * between the bytes of HR_TRICKLE. */
 void hr_arm(hostile_redis *h, hr_mode mode, unsigned target_mask, unsigned permille);
 void hr_set_trickle_ms(hostile_redis *h, unsigned ms);
+/* HR_WRONG_TYPE answers LOOKUP with this reply (RESP text, borrowed)
+ * instead of one chosen at random; NULL: at random again. */
+void hr_set_lookup_reply(hostile_redis *h, const char *reply);
 void hr_disarm(hostile_redis *h);
 /* How many replies were damaged in mode to commands of target. */
 unsigned long hr_fired(hostile_redis *h, hr_mode mode, hr_target target);

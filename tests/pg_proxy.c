@@ -41,7 +41,7 @@ struct pg_proxy {
     pthread_mutex_t mu;
     struct slot {
         pthread_t th;
-        int used;
+        atomic_int used;
         atomic_int done;
     } slots[MAX_CONNS];
     int armed;
@@ -582,6 +582,14 @@ unsigned long pp_requests(pg_proxy *p, pp_kind kind)
     pthread_mutex_lock(&p->mu);
     unsigned long n = p->requests[kind];
     pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+int pp_live(pg_proxy *p)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_CONNS; i++)
+        n += p->slots[i].used && !atomic_load(&p->slots[i].done);
     return n;
 }
 

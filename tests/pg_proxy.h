@@ -35,6 +35,8 @@ void pp_disarm(pg_proxy *p);
 int pp_armed(pg_proxy *p);
 unsigned long pp_fired(pg_proxy *p, pp_action action, pp_phase phase, pp_kind kind);
 unsigned long pp_requests(pg_proxy *p, pp_kind kind);
+/* Connections open through the proxy now. */
+int pp_live(pg_proxy *p);
 /* Closes every connection and joins every thread. NULL is fine. */
 void pp_stop(pg_proxy *p);
 
