@@ -78,7 +78,7 @@ static double slack_ms(void)
     return 1000;
 #endif
 #endif
-    return 500;
+    return 300;
 }
 
 static const char *ent(unsigned i)
