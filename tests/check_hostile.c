@@ -13,7 +13,8 @@
  * postgres: the ledger talks to tests/pg_proxy.c, a proxy in front of
  * PostgreSQL that cuts or stalls a connection mid-request, after a whole
  * request reached the server (for a write: mid-commit, it commits unseen)
- * and mid-response, for writes and for reads. No crash; within the
+ * and mid-response, for writes and for reads, and new connections while
+ * the server answers their startup packet. No crash; within the
  * statement deadline (plus the cancel's grace, twice) a failed write
  * returns PL_EUNKNOWN and a failed read PL_ECONNECT or PL_ETIMEOUT, with a
  * message; a keyed write retried with its idempotency key lands; the next
@@ -473,6 +474,7 @@ START_TEST(test_pg_proxy)
     tu_config(&cfg, 0);
     cfg.pg_conninfo = conninfo;
     cfg.statement_timeout_ms = STMT_TIMEOUT_MS;
+    cfg.connect_timeout_ms = 1000; /* libpq's least: 2 s */
     cfg.pool_size = 2;
     pl_ledger *l = tu_open_fresh(&cfg);
     oracle_open();
@@ -497,7 +499,7 @@ START_TEST(test_pg_proxy)
     plan plans[64];
     size_t np = 0;
     for (int a = 0; a < PP_NACTIONS; a++)
-        for (int ph = 0; ph < PP_NPHASES; ph++)
+        for (int ph = 0; ph < PP_AT_STARTUP; ph++)
             for (int k = 0; k < 2; k++)
                 for (int rep = 0; rep < (a == PP_CUT ? 3 : 1); rep++)
                     if (a != PP_STALL || ph != PP_AT_EXECUTE || k != PP_WRITE)
@@ -507,6 +509,11 @@ START_TEST(test_pg_proxy)
      * caller must be told the outcome is unknown). */
     plans[np++] = (plan){PP_STALL, PP_AT_EXECUTE, PP_WRITE, 0};
     plans[np++] = (plan){PP_STALL, PP_AT_EXECUTE, PP_WRITE, 1};
+    /* New connections cut or stalled while the server answers the
+     * startup packet (the pooled ones terminated first). */
+    plans[np++] = (plan){PP_CUT, PP_AT_STARTUP, PP_OTHER, -1};
+    plans[np++] = (plan){PP_CUT, PP_AT_STARTUP, PP_OTHER, -1};
+    plans[np++] = (plan){PP_STALL, PP_AT_STARTUP, PP_OTHER, -1};
     for (size_t i = np - 1; i > 0; i--) {
         size_t j = pick((unsigned)i + 1);
         plan t = plans[i];
@@ -522,7 +529,8 @@ START_TEST(test_pg_proxy)
         const plan *pl = &plans[i];
         char why[128];
         snprintf(why, sizeof why, "step %zu: %s %s of a %s", i, pp_action_name(pl->action),
-                 pp_phase_name(pl->phase), pp_kind_name(pl->kind));
+                 pp_phase_name(pl->phase),
+                 pl->kind == PP_OTHER ? "new connection" : pp_kind_name(pl->kind));
         unsigned ei = pick(NENT), fi = pick(NFIELD);
         int rc;
         double t0 = tu_now_ms();
@@ -567,6 +575,26 @@ START_TEST(test_pg_proxy)
             }
             if (x->state == W_ACKED)
                 settled_tt[ei][fi] = rcpt.transaction_time;
+        } else if (pl->kind == PP_OTHER) {
+            pp_arm(p, pl->action, PP_AT_STARTUP, PP_OTHER, 1);
+            free(tu_sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                        "application_name = 'pl_hostile'", 0, NULL));
+            double end = tu_now_ms() + 10000;
+            while (tu_raw_ll(oracle, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                     "'pl_hostile'", 0, NULL) > 0) {
+                ck_assert_msg(tu_now_ms() < end, "%s: terminated sessions still there", why);
+                tu_sleep_ms(10);
+            }
+            t0 = tu_now_ms();
+            int kind = (int)pick(RD_KINDS);
+            read_outcome o = checked_read(l, kind, ei, fi, 0, why);
+            rc = o.rc;
+            worst = o.ms > worst ? o.ms : worst;
+            ck_assert_msg(o.ms <= bound, "%s: took %.0f ms (bound %.0f ms)", why, o.ms, bound);
+            ck_assert_msg(rc == PL_OK || rc == PL_NOT_FOUND || rc == PL_ECONNECT || rc == PL_ETIMEOUT,
+                          "%s: a read -> %d (%s): %s", why, rc, pl_strerror(rc), pl_errmsg());
+            codes[rc == PL_ECONNECT ? 0 : rc == PL_ETIMEOUT ? 1 : 3]++;
+            pp_disarm(p);
         } else {
             /* Twice for some cut reads: the library's one retry fails too
              * and the caller gets the error. */
@@ -615,7 +643,9 @@ START_TEST(test_pg_proxy)
            bound);
     for (int a = 0; a < PP_NACTIONS; a++)
         for (int ph = 0; ph < PP_NPHASES; ph++)
-            for (int k = 0; k < 2; k++) {
+            for (int k = 0; k < PP_NKINDS; k++) {
+                if ((ph == PP_AT_STARTUP) != (k == PP_OTHER))
+                    continue;
                 unsigned long n = pp_fired(p, (pp_action)a, (pp_phase)ph, (pp_kind)k);
                 printf("  fired %-5s %-19s %-5s %lu\n", pp_action_name((pp_action)a),
                        pp_phase_name((pp_phase)ph), pp_kind_name((pp_kind)k), n);

@@ -68,7 +68,8 @@ typedef struct names {
 } names;
 
 static const char *const action_names[] = {"cut", "stall"};
-static const char *const phase_names[] = {"mid-request", "mid-commit/execute", "mid-response"};
+static const char *const phase_names[] = {"mid-request", "mid-commit/execute", "mid-response",
+                                          "mid-startup"};
 static const char *const kind_names[] = {"write", "read", "other"};
 
 const char *pp_action_name(pp_action a)
@@ -336,12 +337,29 @@ static fault decide(pg_proxy *p, pp_kind k)
     fault f = {0, PP_CUT, PP_AT_REQUEST};
     pthread_mutex_lock(&p->mu);
     p->requests[k]++;
-    if (p->armed && p->kind == k) {
+    if (p->armed && p->kind == k && p->phase != PP_AT_STARTUP) {
         f.fire = 1;
         f.action = p->action;
         f.phase = p->phase;
         p->armed--;
         p->fired[f.action][f.phase][k]++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return f;
+}
+
+/* Whether a new connection is to be cut or stalled in its startup, and
+ * after how many bytes of the server's answer. */
+static fault decide_startup(pg_proxy *p, size_t *after)
+{
+    fault f = {0, PP_CUT, PP_AT_STARTUP};
+    pthread_mutex_lock(&p->mu);
+    if (p->armed && p->phase == PP_AT_STARTUP) {
+        f.fire = 1;
+        f.action = p->action;
+        p->armed--;
+        p->fired[f.action][PP_AT_STARTUP][PP_OTHER]++;
+        *after = (size_t)(rnd(p) % 150); /* the answer is some 400 bytes */
     }
     pthread_mutex_unlock(&p->mu);
     return f;
@@ -395,6 +413,10 @@ static void *conn_main(void *arg)
     int cancel = ufd < 0 ? -1 : startup(p, cfd, ufd, &in);
     if (cancel < 0)
         goto done;
+    size_t cut_after = 0, passed = 0;
+    fault sf = cancel ? (fault){0, PP_CUT, PP_AT_STARTUP} : decide_startup(p, &cut_after);
+    if (sf.fire && cut_after == 0)
+        goto startup_fault;
     while (!atomic_load(&p->stopping)) {
         struct pollfd pfd[2] = {{cfd, POLLIN, 0}, {ufd, POLLIN, 0}};
         if (poll(pfd, 2, 100) <= 0)
@@ -402,6 +424,11 @@ static void *conn_main(void *arg)
         if (pfd[1].revents) {
             if (read_into(ufd, &up) < 0)
                 goto done;
+            if (sf.fire && passed + up.len >= cut_after) {
+                send_all(cfd, up.p, cut_after - passed);
+                goto startup_fault;
+            }
+            passed += up.len;
             if (send_all(cfd, up.p, up.len) < 0)
                 goto done;
             up.len = 0;
@@ -452,6 +479,10 @@ static void *conn_main(void *arg)
             goto done;
         }
     }
+    goto done;
+startup_fault:
+    if (sf.action == PP_STALL)
+        stall(p, cfd);
 done:
     if (ufd >= 0)
         close(ufd);

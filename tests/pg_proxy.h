@@ -8,6 +8,8 @@
  *   PP_AT_EXECUTE   all of it did, no byte of the answer came back: for a
  *                   write this is mid-commit, it commits unseen;
  *   PP_AT_RESPONSE  part of the answer came back, not its ReadyForQuery;
+ *   PP_AT_STARTUP   (the next new connection) part of the server's
+ *                   answer to the startup packet came back;
  * and then either closes both sides (PP_CUT) or goes silent until the
  * client hangs up (PP_STALL). Byte offsets come from a seeded generator.
  * Cancel requests pass through untouched. Needs sslmode=disable. Runs as
@@ -20,7 +22,13 @@
 #include <stdint.h>
 
 typedef enum pp_action { PP_CUT = 0, PP_STALL, PP_NACTIONS } pp_action;
-typedef enum pp_phase { PP_AT_REQUEST = 0, PP_AT_EXECUTE, PP_AT_RESPONSE, PP_NPHASES } pp_phase;
+typedef enum pp_phase {
+    PP_AT_REQUEST = 0,
+    PP_AT_EXECUTE,
+    PP_AT_RESPONSE,
+    PP_AT_STARTUP, /* a new connection, inside the server's startup answer (kind: PP_OTHER) */
+    PP_NPHASES
+} pp_phase;
 typedef enum pp_kind { PP_WRITE = 0, PP_READ, PP_OTHER, PP_NKINDS } pp_kind;
 
 typedef struct pg_proxy pg_proxy;
