@@ -420,7 +420,9 @@ typedef struct pl_receipt {
  * @return #PL_OK; #PL_EINVAL naming the bad field (nothing written);
  *         #PL_ECONFLICT for a reused idempotency key; #PL_ECONNECT,
  *         #PL_ETIMEOUT, #PL_EDB; #PL_EUNKNOWN when the connection broke
- *         during commit (retry with an idempotency key).
+ *         during commit, or the statement's deadline passed after it was
+ *         sent and the server answered neither it nor its cancel (retry
+ *         with an idempotency key).
  */
 PL_EXTERN int pl_insert(pl_receipt *out, pl_ledger *l, const pl_change *c);
 

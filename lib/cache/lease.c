@@ -192,12 +192,15 @@ static int recover_call(pl_cache *c, const char *run_id, int64_t epoch, int acti
     return answer;
 }
 
+/* 1 the marker is there, 0 Redis says it is not, -1 no sane answer. */
 static int marker_exists(pl_redis_conn *rc, const pl_buf *marker)
 {
     const char *argv[2] = {"EXISTS", marker->data};
     size_t argl[2] = {6, marker->len};
     redisReply *rep = pl_redis_command(rc, 2, argv, argl);
-    int yes = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    int yes = -1;
+    if (rep && rep->type == REDIS_REPLY_INTEGER && (rep->integer == 0 || rep->integer == 1))
+        yes = (int)rep->integer;
     if (rep)
         freeReplyObject(rep);
     return yes;
@@ -211,8 +214,15 @@ int pl_cache_recover_epoch(pl_cache *c, pl_redis_conn *rc, const char *run_id, i
     lease ignored;
     int answer = recover_call(c, run_id, epoch, RECOVER_ASK);
     if (answer == 2 && rc && marker) {
-        if (marker_exists(rc, marker))
+        int exists = marker_exists(rc, marker);
+        if (exists == 1)
             return 1;
+        /* Only Redis saying the marker is gone is evidence that it lost
+         * data. A timeout, a broken or a nonsensical reply is not: moving
+         * the epoch on one disabled the cache of every process for its
+         * window (issue 12, hostile servers); this read just bypasses. */
+        if (exists < 0)
+            return 0;
         recover_call(c, run_id, epoch, RECOVER_MOVE); /* lost: Redis was flushed or evicted */
         answer = 0;
     }

@@ -226,11 +226,18 @@ static int run_retried(pl_db *db, pl_pool *pool, int cls, int stmt, const char *
         if (rc == PL_OK || !may_retry(rule, phase, flags, &result_retries))
             break;
     }
+    /* A write sent whose answer never came: the connection broke, or the
+     * deadline passed and the server did not answer the cancel either
+     * (PL_ETIMEOUT in that phase). Either way it may have committed, so
+     * neither code may be returned as if nothing was written: a stalled
+     * proxy made an unkeyed write return PL_ETIMEOUT although its row was
+     * there (issue 12, hostile servers). */
     if (rc != PL_OK && phase == PL_PHASE_RESULT && rule->after_result == RESULT_UNKNOWN &&
-        rc == PL_ECONNECT)
+        (rc == PL_ECONNECT || rc == PL_ETIMEOUT))
         rc = pl_fail(PL_EUNKNOWN,
-                     "the connection broke after the write was sent; it may or may not have "
-                     "committed (%s). Retry with an idempotency key to land it exactly once",
+                     "the write was sent and then %s; it may or may not have committed (%s). "
+                     "Retry with an idempotency key to land it exactly once",
+                     rc == PL_ETIMEOUT ? "its answer never came" : "the connection broke",
                      pl_errmsg());
     return rc;
 }

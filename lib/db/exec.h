@@ -53,7 +53,8 @@ enum pl_run_flags {
  *   - a request that never left, and a transaction the server rolled back
  *     (deadlock, serialization), run again (up to 4 times in all);
  *   - a read whose connection broke after it was sent runs again once;
- *   - a write whose connection broke after it was sent is PL_EUNKNOWN
+ *   - a write whose connection broke after it was sent, or whose answer
+ *     and cancel both went unanswered past the deadline, is PL_EUNKNOWN
  *     (unless PL_RUN_IDEMPOTENT: then it runs again once);
  *   - maintenance is never sent twice.
  * Heavy and maintenance statements take the pool's heavy share, and

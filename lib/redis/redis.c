@@ -30,6 +30,7 @@ struct pl_redis_conn {
     const char *const *scripts; /* the user's, see pl_redis_set_scripts */
     size_t nscripts;
     int reload; /* a pipelined reply said NOSCRIPT */
+    unsigned timeout_ms; /* each command's whole reply within this */
     char sha[][48]; /* per script, as SCRIPT LOAD answered */
 };
 
@@ -211,17 +212,49 @@ int pl_redis_usable(pl_redis_conn *c)
     return ctx_usable(c->ctx);
 }
 
-/* Writes what is queued, then reads one reply. hiredis 0.14 (Debian 12)
- * frees its output buffer after a complete write and allocates an empty
- * one with sdsempty(), unchecked: when that allocation fails,
- * redisBufferWrite dereferences NULL right away. So the bytes are written
- * here, and the buffer is emptied in place (sdsrange allocates nothing);
- * redisGetReply then finds nothing to write and only reads. */
-static redisReply *reply_of(redisContext *ctx)
+/* Waits until fd is ready for events or the deadline (mono us) passes:
+ * 0 ready (or an error for the next call to report), -1 timed out. */
+static int wait_fd(int fd, short events, uint64_t deadline)
 {
+    for (;;) {
+        uint64_t now = pl_mono_us();
+        if (now >= deadline)
+            return -1;
+        struct pollfd pfd = {fd, events, 0};
+        int n = poll(&pfd, 1, (int)((deadline - now + 999) / 1000));
+        if (n > 0 || (n < 0 && errno != EINTR))
+            return 0;
+        if (n == 0)
+            return -1;
+    }
+}
+
+static redisReply *timed_out(redisContext *ctx, unsigned timeout_ms)
+{
+    ctx->err = REDIS_ERR_IO;
+    snprintf(ctx->errstr, sizeof ctx->errstr, "no complete reply within %u ms", timeout_ms);
+    return NULL;
+}
+
+/* Writes what is queued, then reads one reply, all within one command
+ * timeout. hiredis's blocking read bounds each recv() alone (SO_RCVTIMEO),
+ * so a server that sends a byte now and then, or an enormous bulk slowly,
+ * held a call for as long as it liked (issue 12, hostile servers: a read
+ * took 10 s with a 100 ms timeout). Here the socket is polled against one
+ * deadline and hiredis only reads what is there and parses it.
+ * hiredis 0.14 (Debian 12) also frees its output buffer after a complete
+ * write and allocates an empty one with sdsempty(), unchecked: when that
+ * allocation fails, redisBufferWrite dereferences NULL right away. So the
+ * bytes are written here, and the buffer is emptied in place (sdsrange
+ * allocates nothing). */
+static redisReply *reply_of(redisContext *ctx, unsigned timeout_ms)
+{
+    uint64_t deadline = pl_mono_us() + (uint64_t)timeout_ms * 1000u;
     while (sdslen(ctx->obuf) > 0) {
-        ssize_t n = write(ctx->fd, ctx->obuf, sdslen(ctx->obuf));
-        if (n < 0 && errno == EINTR)
+        if (wait_fd(ctx->fd, POLLOUT, deadline) < 0)
+            return timed_out(ctx, timeout_ms);
+        ssize_t n = send(ctx->fd, ctx->obuf, sdslen(ctx->obuf), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
             continue;
         if (n <= 0) {
             ctx->err = REDIS_ERR_IO;
@@ -230,17 +263,24 @@ static redisReply *reply_of(redisContext *ctx)
         }
         sdsrange(ctx->obuf, (int)n, -1);
     }
-    void *rep = NULL;
-    if (redisGetReply(ctx, &rep) != REDIS_OK)
-        return NULL;
-    return rep;
+    for (;;) {
+        void *rep = NULL;
+        if (redisGetReplyFromReader(ctx, &rep) != REDIS_OK)
+            return NULL;
+        if (rep)
+            return rep;
+        if (wait_fd(ctx->fd, POLLIN, deadline) < 0)
+            return timed_out(ctx, timeout_ms);
+        if (redisBufferRead(ctx) != REDIS_OK)
+            return NULL;
+    }
 }
 
 redisReply *pl_redis_command(pl_redis_conn *c, int argc, const char **argv, const size_t *argvlen)
 {
     if (!ctx_usable(c->ctx) || redisAppendCommandArgv(c->ctx, argc, argv, argvlen) != REDIS_OK)
         return NULL;
-    return reply_of(c->ctx);
+    return reply_of(c->ctx, c->timeout_ms);
 }
 
 /* Runs one command during connection set-up; 0 when the reply is sane. */
@@ -346,6 +386,7 @@ static pl_redis_conn *conn_new(pl_redis *r)
         return NULL;
     c->scripts = r->scripts;
     c->nscripts = r->nscripts;
+    c->timeout_ms = r->cfg.command_timeout_ms;
     int fd = dial(r, r->cfg.connect_timeout_ms);
     if (fd < 0)
         goto fail;
@@ -570,7 +611,7 @@ int pl_redis_script_append(pl_redis_conn *c, int script, int nkeys, int argc, co
 
 redisReply *pl_redis_script_reply(pl_redis_conn *c)
 {
-    redisReply *rep = ctx_usable(c->ctx) ? reply_of(c->ctx) : NULL;
+    redisReply *rep = ctx_usable(c->ctx) ? reply_of(c->ctx, c->timeout_ms) : NULL;
     if (!rep)
         return NULL;
     if (is_noscript(rep))
