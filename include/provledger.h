@@ -153,7 +153,7 @@ PL_EXTERN int pl_version_number(void);
 /* ------------------------------------------------------------------------ */
 
 /** The version of #pl_config this header describes. */
-#define PL_CONFIG_VERSION 1
+#define PL_CONFIG_VERSION 2
 
 /** Where named prepared statements are used; see #pl_config.prepare. */
 enum pl_prepare_mode {
@@ -263,6 +263,28 @@ typedef struct pl_config {
     /** Non-zero enables pl_import_batch(), which writes caller-chosen
      *  transaction times for loading history (default 0: never). */
     int allow_import;
+
+    /* appended in ABI 1.4: #PL_CONFIG_VERSION 2 */
+
+    /** How many more times pl_insert(), pl_insert_batch() and
+     *  pl_import_batch() run a write on their own when every change of
+     *  the call carries an idempotency key and the attempt failed with
+     *  #PL_ECONNECT (the connection was lost, or none could be made) or
+     *  #PL_EUNKNOWN (it broke after the write was sent): the key makes
+     *  running it again safe (when the first attempt did commit, the
+     *  receipt names the record it wrote, never a second one). Attempts
+     *  pause 50 ms, doubling up to 1 s, in between, within
+     *  #keyed_write_retry_ms: with the default, a write outlasts a failover
+     *  manager promoting a standby when #pg_conninfo names every node
+     *  (`host=a,b target_session_attrs=read-write`). Default 0: never; a
+     *  write with any change unkeyed is never retried, and the caller gets
+     *  the error, as with 0. At most 1000. */
+    unsigned int keyed_write_retries;
+    /** The most time, in ms, one call's attempts and pauses may take
+     *  together once the first attempt failed (default 30000; 1..3600000):
+     *  no attempt starts after it, and the call returns the last
+     *  attempt's error. */
+    unsigned int keyed_write_retry_ms;
 } pl_config;
 
 /**
@@ -764,6 +786,10 @@ typedef struct pl_stats_info {
     uint64_t replica_fallbacks;     /**< #PL_ALLOW_STALE reads answered by
                                          the primary because the replica
                                          could not be reached. */
+    /* appended in ABI 1.4 */
+    uint64_t keyed_write_retries;   /**< Attempts made again by keyed
+                                         writes on their own
+                                         (#pl_config.keyed_write_retries). */
 } pl_stats_info;
 
 /**

@@ -658,6 +658,127 @@ START_TEST(test_pg_proxy)
 }
 END_TEST
 
+/* cfg.keyed_write_retries (issue 15): keyed writes cut mid-commit or
+ * before they ran are made again by the library until they land, each
+ * exactly once; unkeyed ones, and keyed ones without the option, return
+ * the error; the time budget bounds a call against a server that never
+ * answers. */
+static pl_ledger *proxied(pg_proxy *p, char *conninfo, size_t cap, unsigned retries, unsigned budget_ms)
+{
+    snprintf(conninfo, cap, "%s port=%d sslmode=disable application_name=pl_retry", getenv("PL_TEST_PG_TCP"),
+             pp_port(p));
+    pl_config cfg;
+    tu_config(&cfg, 0);
+    cfg.pg_conninfo = conninfo;
+    cfg.statement_timeout_ms = STMT_TIMEOUT_MS;
+    cfg.connect_timeout_ms = 1000;
+    cfg.pool_size = 2;
+    cfg.keyed_write_retries = retries;
+    cfg.keyed_write_retry_ms = budget_ms;
+    return tu_open_cfg(&cfg);
+}
+
+static long long rows_keyed(const char *key)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\".provenance_idempotency WHERE idempotency_key = '%s'",
+             tu_schema(), key);
+    return tu_raw_ll(oracle, sql, 0, NULL);
+}
+
+START_TEST(test_keyed_write_retries)
+{
+    pg_proxy *p = pp_start(atoi(getenv("PL_TEST_PG_PORT")), seed_once() ^ 0x5eed);
+    ck_assert_ptr_nonnull(p);
+    char ci[512], ci0[512];
+    pl_close(tu_open_new(0, 0)); /* a fresh schema */
+    oracle_open();
+    pl_ledger *l = proxied(p, ci, sizeof ci, 8, 20000);
+    pl_ledger *off = proxied(p, ci0, sizeof ci0, 0, 20000);
+    pl_change c = tu_change("retry", "f", "1");
+    pl_receipt r;
+    tu_ok(pl_insert(&r, l, &c)); /* connections open, statements prepared */
+
+    /* Keyed, cut three times where it commits unseen, then once before it
+     * ran: the library's own single retry is spent on the first. */
+    pp_phase phases[] = {PP_AT_EXECUTE, PP_AT_REQUEST, PP_AT_RESPONSE};
+    for (size_t k = 0; k < sizeof phases / sizeof phases[0]; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "retry-%zu", k);
+        c = tu_change("retry", "f", "2");
+        c.idempotency_key = key;
+        pl_stats_info s0, s1;
+        tu_ok(pl_stats(&s0, l, sizeof s0));
+        pp_arm(p, PP_CUT, phases[k], PP_WRITE, 4);
+        int rc = pl_insert(&r, l, &c);
+        ck_assert_msg(rc == PL_OK, "keyed insert cut at %s: %s (%s)", pp_phase_name(phases[k]), pl_strerror(rc),
+                      pl_errmsg());
+        ck_assert_int_eq(pp_armed(p), 0);
+        pp_disarm(p);
+        ck_assert_int_eq(rows_keyed(key), 1);
+        tu_ok(pl_stats(&s1, l, sizeof s1));
+        ck_assert_uint_ge(s1.keyed_write_retries, s0.keyed_write_retries + 2);
+    }
+    /* A batch, all keyed: every change once. */
+    pl_change b[5];
+    char keys[5][32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(keys[i], sizeof keys[i], "retry-b%d", i);
+        b[i] = tu_change("retry-b", "f", "3");
+        b[i].idempotency_key = keys[i];
+    }
+    pl_receipt rb[5];
+    pp_arm(p, PP_CUT, PP_AT_EXECUTE, PP_WRITE, 3);
+    tu_ok(pl_insert_batch(rb, l, b, 5));
+    pp_disarm(p);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(rows_keyed(keys[i]), 1);
+
+    /* Unkeyed: never made again; the caller gets the unknown outcome. */
+    pl_stats_info s0, s1;
+    tu_ok(pl_stats(&s0, l, sizeof s0));
+    c = tu_change("retry", "f", "4");
+    pp_arm(p, PP_CUT, PP_AT_EXECUTE, PP_WRITE, 1);
+    ck_assert_int_eq(pl_insert(&r, l, &c), PL_EUNKNOWN);
+    pp_disarm(p);
+    tu_ok(pl_stats(&s1, l, sizeof s1));
+    ck_assert_uint_eq(s1.keyed_write_retries, s0.keyed_write_retries);
+
+    /* Keyed, option off: the built-in single retry only, then the error. */
+    c = tu_change("retry", "f", "5");
+    c.idempotency_key = "retry-off";
+    tu_ok(pl_insert(&r, off, &c)); /* its connections */
+    c.idempotency_key = "retry-off-2";
+    pp_arm(p, PP_CUT, PP_AT_EXECUTE, PP_WRITE, 2);
+    ck_assert_int_eq(pl_insert(&r, off, &c), PL_EUNKNOWN);
+    pp_disarm(p);
+    ck_assert_int_le(rows_keyed("retry-off-2"), 1); /* committed unseen, or not */
+
+    /* The budget: a server cut at every attempt for 400 ms of them. */
+    pl_close(l);
+    l = proxied(p, ci, sizeof ci, 1000, 400);
+    c = tu_change("retry", "f", "6");
+    c.idempotency_key = "retry-budget";
+    pl_change warm = tu_change("retry", "f", "0");
+    tu_ok(pl_insert(&r, l, &warm)); /* its connections */
+    pp_arm(p, PP_CUT, PP_AT_REQUEST, PP_WRITE, 1000000);
+    double t0 = tu_now_ms();
+    int rc = pl_insert(&r, l, &c);
+    double took = tu_now_ms() - t0;
+    pp_disarm(p);
+    ck_assert_msg(rc == PL_ECONNECT || rc == PL_EUNKNOWN, "%s", pl_strerror(rc));
+    fprintf(stderr, "keyed_write_retries: a 400 ms budget against a server cutting every attempt: %.0f ms\n", took);
+    ck_assert_msg(took < 400 + 2 * STMT_TIMEOUT_MS + 2500, "took %.0f ms", took);
+    ck_assert_int_eq(rows_keyed("retry-budget"), 0);
+    tu_ok(pl_insert(&r, l, &c)); /* and the handle works */
+    ck_assert_int_eq(rows_keyed("retry-budget"), 1);
+    pl_close(l);
+    pl_close(off);
+    oracle_close();
+    pp_stop(p);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_servers();
@@ -668,6 +789,7 @@ int main(void)
     suite_add_tcase(s, tc);
     tc = tu_tcase("postgres", 240);
     tcase_add_test(tc, test_pg_proxy);
+    tcase_add_test(tc, test_keyed_write_retries);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

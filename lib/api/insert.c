@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "clock.h"
 #include "error.h"
 #include "ledger.h"
 #include "validate.h"
@@ -106,6 +107,35 @@ static int read_receipts(PGresult *r, pl_receipt *out, size_t n, size_t *appende
     return PL_OK;
 }
 
+/* cfg.keyed_write_retries: the append again, every change keyed, after
+ * attempt failed with rc (PL_ECONNECT or PL_EUNKNOWN), pausing 50 ms,
+ * doubling up to 1 s, within cfg.keyed_write_retry_ms; the last answer. A
+ * retry after PL_EUNKNOWN may find the first attempt committed: the keys
+ * turn that into receipts marked duplicate, never a second record. */
+static int retry_keyed(pl_ledger *l, const char *const *values, const int *lengths, PGresult **r, int rc)
+{
+    uint64_t start = pl_mono_us(), budget = (uint64_t)l->cfg.keyed_write_retry_ms * 1000u;
+    uint64_t pause = 50000;
+    for (unsigned i = 0; i < l->cfg.keyed_write_retries && (rc == PL_ECONNECT || rc == PL_EUNKNOWN); i++) {
+        uint64_t spent = pl_mono_us() - start;
+        if (spent >= budget)
+            break;
+        pl_sleep_us((int64_t)(pause < budget - spent ? pause : budget - spent));
+        if (pause < 1000000)
+            pause *= 2;
+        if (pl_mono_us() - start >= budget)
+            break;
+        PQclear(*r);
+        *r = NULL;
+        int again = pl_db_run(l->db, PL_SQL_APPEND, values, lengths, PL_RUN_IDEMPOTENT, r);
+        atomic_fetch_add(&l->write_retries, 1);
+        /* An unknown outcome stays the answer when a later attempt only
+         * failed to connect: the first may have committed. */
+        rc = again == PL_ECONNECT && rc == PL_EUNKNOWN ? PL_EUNKNOWN : again;
+    }
+    return rc;
+}
+
 static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const pl_time *tts,
                   size_t n, int batch)
 {
@@ -156,6 +186,8 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
      * change carries an idempotency key (db/exec.c has the other rules). */
     PGresult *r = NULL;
     rc = pl_db_run(l->db, PL_SQL_APPEND, values, lengths, all_keyed ? PL_RUN_IDEMPOTENT : 0, &r);
+    if (all_keyed && (rc == PL_ECONNECT || rc == PL_EUNKNOWN) && l->cfg.keyed_write_retries)
+        rc = retry_keyed(l, values, lengths, &r, rc);
     size_t appended = 0;
     int outcome = rc == PL_OK ? PL_CACHE_COMMITTED : rc == PL_EUNKNOWN ? PL_CACHE_UNKNOWN
                                                                       : PL_CACHE_FAILED;

@@ -26,7 +26,8 @@ int pl_version_number(void)
  * writes no more of a caller's struct than the version it was built with.
  * A version appending fields gets a new entry here. */
 #define CONFIG_V1_SIZE (offsetof(pl_config, allow_import) + sizeof(int))
-static const size_t config_sizes[] = {0, CONFIG_V1_SIZE};
+#define CONFIG_V2_SIZE (offsetof(pl_config, keyed_write_retry_ms) + sizeof(unsigned int))
+static const size_t config_sizes[] = {0, CONFIG_V1_SIZE, CONFIG_V2_SIZE};
 #define CONFIG_VERSIONS (sizeof config_sizes / sizeof config_sizes[0] - 1)
 _Static_assert(CONFIG_VERSIONS == PL_CONFIG_VERSION, "config_sizes lists every pl_config version");
 
@@ -48,6 +49,7 @@ static void config_defaults(pl_config *cfg)
     cfg->redis_pool_size = 8;
     cfg->cache_lease_ms = 1000;
     cfg->redis_retry_ms = 1000;
+    cfg->keyed_write_retry_ms = 30000;
 }
 
 void pl_config_init_version(pl_config *cfg, unsigned int version, size_t size)
@@ -147,6 +149,10 @@ static int check_config(const pl_config *cfg)
         if (cfg->redis_command_timeout_ms < 1 || cfg->redis_connect_timeout_ms < 1)
             return pl_fail(PL_EINVAL, "cfg.redis_*_timeout_ms: must be positive");
     }
+    if (cfg->keyed_write_retries > 1000)
+        return pl_fail(PL_EINVAL, "cfg.keyed_write_retries: %u is more than 1000", cfg->keyed_write_retries);
+    if (cfg->keyed_write_retry_ms < 1 || cfg->keyed_write_retry_ms > 3600000)
+        return pl_fail(PL_EINVAL, "cfg.keyed_write_retry_ms: %u is outside 1..3600000", cfg->keyed_write_retry_ms);
     if (cfg->replica_conninfo &&
         ((rc = pl_check_text("cfg.replica_conninfo", cfg->replica_conninfo, 8192, 1)) ||
          (rc = check_conninfo("cfg.replica_conninfo", cfg->replica_conninfo))))
@@ -447,6 +453,7 @@ static int stats_call(pl_stats_info *out, pl_ledger *l, size_t size)
     s.inserts = atomic_load(&l->inserts);
     s.replica_reads = atomic_load(&l->replica_reads);
     s.replica_fallbacks = atomic_load(&l->replica_fallbacks);
+    s.keyed_write_retries = atomic_load(&l->write_retries);
     uint64_t lookups = s.cache_hits + s.cache_misses;
     s.cache_hit_rate = lookups ? (double)s.cache_hits / (double)lookups : 0.0;
     memcpy(out, &s, size < sizeof s ? size : sizeof s);

@@ -18,6 +18,7 @@ struct pl_ledger {
     atomic_uint_fast64_t inserts;
     atomic_uint_fast64_t replica_reads;
     atomic_uint_fast64_t replica_fallbacks;
+    atomic_uint_fast64_t write_retries; /* cfg.keyed_write_retries: attempts made again */
     atomic_uint_fast64_t replica_retry_at_us; /* monotonic: replica down until */
     pthread_mutex_t lag_mu;
     int64_t replica_lag_us;     /* last measured replay lag */
