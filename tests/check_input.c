@@ -1012,6 +1012,12 @@ START_TEST(config_errors)
     tu_config(&cfg, 0);
     cfg.replica_conninfo = "";
     open_fails(cfg, PL_EINVAL, "cfg.replica_conninfo", "empty replica conninfo");
+    tu_config(&cfg, 0);
+    cfg.keyed_write_retries = 1001;
+    open_fails(cfg, PL_EINVAL, "cfg.keyed_write_retries", "1001 retries");
+    tu_config(&cfg, 0);
+    cfg.keyed_write_retry_ms = 0;
+    open_fails(cfg, PL_EINVAL, "cfg.keyed_write_retry_ms", "a budget of 0 ms");
 }
 END_TEST
 
