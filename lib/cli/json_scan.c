@@ -269,7 +269,7 @@ int cli_json_string(const char *raw, size_t len, char **out, size_t *err_off, co
         }
         const char *esc = p;
         p++;
-        char c = p < end ? *p++ : '\0';
+        char c = p < end ? *p++ : '\0'; /* NOLINT(bugprone-narrowing-conversions): a char, via ?:'s int */
         switch (c) {
         case '"': o[n++] = '"'; break;
         case '\\': o[n++] = '\\'; break;

@@ -121,7 +121,7 @@ static uint32_t key_id(const char *name, const unsigned char pub[32])
     unsigned char h[32];
     if (!buf)
         return 0;
-    memcpy(buf, name, n);
+    memcpy(buf, name, n); /* NOLINT(bugprone-not-null-terminated-result): hashed bytes, not a string */
     buf[n] = '\n';
     buf[n + 1] = 0x01;
     memcpy(buf + n + 2, pub, 32);
