@@ -252,6 +252,7 @@ static void write_number(pl_buf *out, double d)
         memcpy(s, digits, (size_t)n);
         w = n;
         s[w++] = '.';
+        /* cppcheck-suppress pointerOutOfBoundsCond ; here n < k <= 17 */
         memcpy(s + w, digits + n, (size_t)(k - n));
         w += k - n;
     } else if (-6 < n && n <= 0) {
