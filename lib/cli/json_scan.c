@@ -113,8 +113,10 @@ static int skip_string(scan *sc, const char **p)
         if ((unsigned char)*q < 0x20)
             return fail(sc, q, "control character in a string (write it as an escape)");
         if (*q == '\\') {
-            if (q + 1 >= sc->end)
+            if (q + 1 >= sc->end) {
+                q = sc->end; /* a backslash last: not closed */
                 break;
+            }
             q++;
         }
         q++;
