@@ -342,6 +342,95 @@ START_TEST(session_settings_change_nothing)
 }
 END_TEST
 
+/* An export holding an erased entity, its erasure's leaf and records not
+ * sealed yet verifies offline with the very summary pl_verify gives from the
+ * database; a line of any file that lacks what it needs is refused, naming
+ * the file. */
+static int count_finding(void *ctx, const pl_finding *f)
+{
+    ((int64_t *)ctx)[f->kind]++;
+    return 0;
+}
+
+static void export_copy_with_line(const char *from, const char *to, const char *file, const char *line)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s' && printf '%%s\\n' '%s' >> '%s/%s'", to, from, to, line,
+             to, file);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(export_erased_and_unsealed_offline)
+{
+    pl_ledger *l = tu_open_new(0, 0);
+    pl_key *key = test_key();
+    for (int i = 0; i < 39; i++)
+        insert_one(l, i); /* e0..e12, three records each */
+    tu_ok(pl_seal(NULL, NULL, 0, l, key, NULL));
+    int64_t erased = 0;
+    tu_ok(pl_erase(&erased, l, "e3", "a request under GDPR article 17"));
+    ck_assert_int_eq(erased, 3);
+    tu_ok(pl_erase(&erased, l, "e4", NULL));
+    tu_ok(pl_seal(NULL, NULL, 0, l, key, NULL)); /* the two erasures' leaves */
+    for (int i = 100; i < 105; i++)
+        insert_one(l, i); /* unsealed: not findings */
+
+    pl_verify_summary db, ex;
+    int64_t kinds_db[8] = {0}, kinds_ex[8] = {0};
+    tu_ok(pl_verify(&db, sizeof db, l, NULL, key, NULL, count_finding, kinds_db));
+    ck_assert_int_eq(db.records, 44);
+    ck_assert_int_eq(db.tree_size, 41);
+    ck_assert_int_eq(db.unsealed, 5);
+    ck_assert_int_eq(db.by_kind[PL_FINDING_ERASED], 6);
+    ck_assert_int_eq(db.findings, 6);
+
+    char dir[] = "/tmp/pl_export_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    int64_t written = 0;
+    tu_ok(pl_export(&written, l, dir));
+    ck_assert_int_eq(written, 44);
+    tu_ok(pl_verify(&ex, sizeof ex, NULL, dir, key, NULL, count_finding, kinds_ex));
+    ck_assert_int_eq(ex.records, db.records);
+    ck_assert_int_eq(ex.tree_size, db.tree_size);
+    ck_assert_int_eq(ex.checkpoints, db.checkpoints);
+    ck_assert_int_eq(ex.unsealed, db.unsealed);
+    ck_assert_int_eq(ex.findings, db.findings);
+    for (int k = 0; k < 8; k++) {
+        ck_assert_int_eq(ex.by_kind[k], db.by_kind[k]);
+        ck_assert_int_eq(kinds_ex[k], kinds_db[k]);
+    }
+
+    static const char *const bad[][3] = {
+        {"checkpoints.jsonl", "{\"x\":1}", "needs tree_size, root_hash"},
+        {"keys.jsonl", "{\"x\":1}", "needs entity_id and key"},
+        {"erasures.jsonl", "{\"x\":1}", "needs id, entity_id and erased_at"},
+        {"records.jsonl", "{\"x\":1}", "a record needs id, entity_id"},
+        {"log.jsonl", "{\"x\":1}", "needs leaf_index, kind, item_id"},
+        {"records.jsonl", "[1]", "is not a JSON object"},
+    };
+    char copy[sizeof dir + 8];
+    snprintf(copy, sizeof copy, "%s.bad", dir);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        export_copy_with_line(dir, copy, bad[i][0], bad[i][1]);
+        int rc = pl_verify(NULL, 0, NULL, copy, key, NULL, NULL, NULL);
+        ck_assert_msg(rc == PL_EINVAL, "%s + %s: %d %s", bad[i][0], bad[i][1], rc, pl_errmsg());
+        ck_assert_msg(strstr(pl_errmsg(), bad[i][0]) && strstr(pl_errmsg(), bad[i][2]), "%s + %s: %s", bad[i][0],
+                      bad[i][1], pl_errmsg());
+    }
+    /* not an export at all */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s'", copy, copy);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(pl_verify(NULL, 0, NULL, copy, key, NULL, NULL, NULL), PL_EINVAL);
+    ck_assert_int_eq(pl_export(NULL, NULL, dir), PL_EINVAL);
+    ck_assert_int_eq(pl_export(NULL, l, ""), PL_EINVAL);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, copy);
+    ck_assert_int_eq(system(cmd), 0);
+    pl_key_free(key);
+    pl_close(l);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_servers();
@@ -350,6 +439,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, verifier_fuzz);
     tcase_add_test(tc, session_settings_change_nothing);
+    tcase_add_test(tc, export_erased_and_unsealed_offline);
     tcase_add_test(tc, seal_concurrent_exactly_once);
     tcase_add_test(tc, proofs_every_size);
     suite_add_tcase(s, tc);
