@@ -90,8 +90,10 @@ coverage_report() { # coverage_report FLOOR
     fi
     (cd "$ROOT" && gcovr -j 2 -r "$ROOT" --object-directory "$ROOT/build" --filter 'lib/' \
         --exclude-unreachable-branches --json "$json" "$ROOT/build" >/dev/null) || return 1
+    # (never an output of /dev/null: gcovr removes an output file it has
+    # tried to open, whatever it is)
     (cd "$ROOT" && gcovr -a "$json" --txt - && gcovr -a "$json" -b --txt - &&
-        gcovr -a "$json" --print-summary --txt /dev/null "${floor[@]}")
+        gcovr -a "$json" --print-summary --txt "$ROOT/build/meson-logs/coverage.txt" "${floor[@]}")
 }
 
 cmd_coverage() {

@@ -342,6 +342,27 @@ START_TEST(session_settings_change_nothing)
 }
 END_TEST
 
+/* pl_leaf_hash is RFC 9162's SHA-256(0x00 || leaf), for every length
+ * around SHA-256's block and padding boundaries, on OpenSSL's SHA-256. */
+START_TEST(leaf_hash_rfc9162)
+{
+    unsigned char leaf[300], b[301];
+    for (size_t i = 0; i < sizeof leaf; i++)
+        leaf[i] = (unsigned char)(i * 7 + 3);
+    for (size_t len = 0; len <= sizeof leaf; len++) {
+        h32 want, got;
+        b[0] = 0;
+        memcpy(b + 1, leaf, len);
+        SHA256(b, len + 1, want);
+        tu_ok(pl_leaf_hash(got, len ? leaf : NULL, len));
+        ck_assert_msg(memcmp(got, want, 32) == 0, "leaf hash of %zu bytes", len);
+    }
+    h32 out;
+    ck_assert_int_eq(pl_leaf_hash(NULL, leaf, 1), PL_EINVAL);
+    ck_assert_int_eq(pl_leaf_hash(out, NULL, 1), PL_EINVAL);
+}
+END_TEST
+
 /* An export holding an erased entity, its erasure's leaf and records not
  * sealed yet verifies offline with the very summary pl_verify gives from the
  * database; a line of any file that lacks what it needs is refused, naming
@@ -440,6 +461,7 @@ int main(void)
     tcase_add_test(tc, verifier_fuzz);
     tcase_add_test(tc, session_settings_change_nothing);
     tcase_add_test(tc, export_erased_and_unsealed_offline);
+    tcase_add_test(tc, leaf_hash_rfc9162);
     tcase_add_test(tc, seal_concurrent_exactly_once);
     tcase_add_test(tc, proofs_every_size);
     suite_add_tcase(s, tc);
