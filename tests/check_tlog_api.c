@@ -342,6 +342,94 @@ START_TEST(session_settings_change_nothing)
 }
 END_TEST
 
+/* pl_checkpoint_parse refuses every malformed note with its reason;
+ * pl_key_parse and pl_key_load refuse what is not an Ed25519 PEM key. */
+static void note_refused(const char *note, size_t len, const char *why)
+{
+    pl_checkpoint *cp = (pl_checkpoint *)1;
+    ck_assert_int_eq(pl_checkpoint_parse(&cp, note, len), PL_EINVAL);
+    ck_assert_ptr_null(cp);
+    ck_assert_msg(strstr(pl_errmsg(), why) != NULL, "'%s': '%s', want '%s'", note, pl_errmsg(), why);
+}
+
+#define NOTE_REFUSED(lit, why) note_refused(lit, sizeof lit - 1, why)
+#define ROOT0 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" /* base64 of 32 zero bytes */
+
+START_TEST(checkpoint_and_key_refusals)
+{
+    pl_checkpoint *cp = NULL;
+    ck_assert_int_eq(pl_checkpoint_parse(NULL, "x\n", 2), PL_EINVAL);
+    NOTE_REFUSED("", "note: empty");
+    ck_assert_int_eq(pl_checkpoint_parse(&cp, NULL, 3), PL_EINVAL);
+    size_t big = (1u << 20) + 1;
+    char *huge = malloc(big);
+    ck_assert_ptr_nonnull(huge);
+    memset(huge, '\n', big);
+    note_refused(huge, big, "larger than 1 MiB");
+    free(huge);
+    note_refused("o\n1\n" ROOT0 "\n\n\0sig\n", sizeof "o\n1\n" ROOT0 "\n\n\0sig\n" - 1, "contains a NUL byte");
+    NOTE_REFUSED("o\n1\n" ROOT0 "\n\nsig", "must end with a newline");
+    NOTE_REFUSED("o\n1\n" ROOT0 "\n", "no blank line before signature lines");
+    NOTE_REFUSED("o\n1\n" ROOT0 "\n\n", "no blank line before signature lines");
+    NOTE_REFUSED("o\n1\n\nsig\n", "needs origin, size and root lines");
+    NOTE_REFUSED("\n1\n" ROOT0 "\n\nsig\n", "empty origin line");
+    NOTE_REFUSED("o\n\n" ROOT0 "\n\nsig\n", "bad tree size line");
+    NOTE_REFUSED("o\n01\n" ROOT0 "\n\nsig\n", "bad tree size line");
+    NOTE_REFUSED("o\n1x\n" ROOT0 "\n\nsig\n", "bad tree size line");
+    NOTE_REFUSED("o\n12345678901234567890\n" ROOT0 "\n\nsig\n", "bad tree size line");
+    NOTE_REFUSED("o\n9999999999999999999\n" ROOT0 "\n\nsig\n", "tree size too large");
+    NOTE_REFUSED("o\n1\nnot base64!\n\nsig\n", "not base64 of 32 bytes");
+    NOTE_REFUSED("o\n1\nAAAA\n\nsig\n", "not base64 of 32 bytes");
+
+    /* well formed but signed by nobody: parses, never verifies */
+    static const char unsigned_note[] = "example.org/log\n9223372036854775807\n" ROOT0 "\n\n\xe2\x80\x94 nobody AAAA\n";
+    tu_ok(pl_checkpoint_parse(&cp, unsigned_note, sizeof unsigned_note - 1));
+    ck_assert_str_eq(cp->origin, "example.org/log");
+    ck_assert_int_eq(cp->tree_size, INT64_MAX);
+    static const unsigned char zero[32];
+    ck_assert_int_eq(memcmp(cp->root_hash, zero, 32), 0);
+    pl_key *key = test_key();
+    ck_assert_int_eq(pl_checkpoint_verify(cp, key), PL_EVERIFY);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "no signature by key example.org/log+"));
+    ck_assert_int_eq(pl_checkpoint_verify(NULL, key), PL_EINVAL);
+    ck_assert_int_eq(pl_checkpoint_verify(cp, NULL), PL_EINVAL);
+    pl_checkpoint_free(cp);
+    pl_key_free(key);
+
+    pl_key *k = NULL;
+    ck_assert_int_eq(pl_key_parse(NULL, "x", 1), PL_EINVAL);
+    ck_assert_int_eq(pl_key_parse(&k, "", 0), PL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "pem: empty or too large"));
+    static const char junk_priv[] = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n";
+    ck_assert_int_eq(pl_key_parse(&k, junk_priv, sizeof junk_priv - 1), PL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "pem: not a PEM private key"));
+    /* len bytes, no NUL after them (ASan sees any read past them) */
+    char *junk = malloc(7);
+    ck_assert_ptr_nonnull(junk);
+    memcpy(junk, "garbage", 7);
+    ck_assert_int_eq(pl_key_parse(&k, junk, 7), PL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "pem: not a PEM public key"));
+    free(junk);
+    ck_assert_ptr_null(k);
+    ck_assert_int_eq(pl_key_load(&k, "/nonexistent/provledger.pem"), PL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "cannot read it"));
+    ck_assert_int_eq(pl_key_load(&k, NULL), PL_EINVAL);
+    ck_assert_int_eq(pl_key_load(NULL, "x"), PL_EINVAL);
+    /* a PEM key of another algorithm */
+    char path[] = "/tmp/pl_tlog_ec_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s 2>/dev/null",
+             path);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(pl_key_load(&k, path), PL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "not an Ed25519 key"));
+    unlink(path);
+}
+END_TEST
+
 /* pl_leaf_hash is RFC 9162's SHA-256(0x00 || leaf), for every length
  * around SHA-256's block and padding boundaries, on OpenSSL's SHA-256. */
 START_TEST(leaf_hash_rfc9162)
@@ -462,6 +550,7 @@ int main(void)
     tcase_add_test(tc, session_settings_change_nothing);
     tcase_add_test(tc, export_erased_and_unsealed_offline);
     tcase_add_test(tc, leaf_hash_rfc9162);
+    tcase_add_test(tc, checkpoint_and_key_refusals);
     tcase_add_test(tc, seal_concurrent_exactly_once);
     tcase_add_test(tc, proofs_every_size);
     suite_add_tcase(s, tc);
