@@ -13,7 +13,7 @@
 #                           servers: every test suite in a plain -Werror build
 #                           that also measures coverage (gcovr prints lib/'s
 #                           line and branch coverage per file and fails below
-#                           COVERAGE_FLOOR), the lint (below), every suite
+#                           COVERAGE_FLOOR_*), the lint (below), every suite
 #                           again under ASan+UBSan, the libFuzzer targets
 #                           (tests/fuzz/run.sh, 25 s each), every suite again
 #                           under valgrind, and the benchmark at tiny scale; the last line reads
