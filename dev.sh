@@ -10,15 +10,24 @@
 #   ./dev.sh example        install packages, build, and run the example
 #                           (examples/merchant_story.c) against private servers
 #   ./dev.sh test           install packages, then inside one set of private
-#                           servers: every test suite in a plain -Werror build,
+#                           servers: every test suite in a plain -Werror build
+#                           that also measures coverage (gcovr prints lib/'s
+#                           line and branch coverage per file and fails below
+#                           COVERAGE_FLOOR_*), the lint (below), every suite
 #                           again under ASan+UBSan, the libFuzzer targets
 #                           (tests/fuzz/run.sh, 25 s each), every suite again
 #                           under valgrind, and the benchmark at tiny scale; the last line reads
 #                           "N passed, M failed"; exit status 1 on any failure
+#   ./dev.sh lint           clang-tidy (lib/.clang-tidy: bugprone, cert,
+#                           clang-analyzer) and cppcheck over lib/, with
+#                           build/compile_commands.json; fails on any finding
 #   ./dev.sh bench [ARGS]   release build (build-release/), then the benchmark
 #                           bench/provledger-bench ARGS against private servers
 #   ./dev.sh deps           install the Debian packages only
 #   ./dev.sh build          configure build/ when needed and compile
+#   ./dev.sh coverage       gcovr's report of lib/ from what build/ has
+#                           recorded so far (after tests run in a build/
+#                           configured with -Db_coverage=true, as ./dev.sh test does)
 #   ./dev.sh shell          an interactive shell with the servers up and
 #                           PL_TEST_* / PG* set (exit the shell to stop them)
 set -euo pipefail
@@ -34,6 +43,13 @@ VALGRIND_SKIP=()
 readonly VALGRIND_FLAGS="valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --quiet"
 # Only when some library outside ours needs one: tests/valgrind.supp.
 readonly VALGRIND_SUPP=$ROOT/tests/valgrind.supp
+
+# The plain build measures coverage; the coverage phase fails when lib/'s
+# line or branch coverage falls below these (percent), set a little under
+# what the suites reach (README "Tests", tests/COVERAGE.md) so that losing
+# tests fails CI while an unlucky timing does not.
+readonly COVERAGE_FLOOR_LINES=90
+readonly COVERAGE_FLOOR_BRANCHES=74
 
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -62,6 +78,57 @@ setup_dir() {
 }
 
 cmd_deps() { "$SERVERS" deps; }
+
+# gcovr over build/: lib/ only (not the tests, the generated SQL registry or
+# bench/), the per-file table of lines (with the lines never run) and of
+# branches, then the totals; with FLOOR=1, exit status 2 below the floors.
+coverage_report() { # coverage_report FLOOR
+    local json=$ROOT/build/meson-logs/coverage.json
+    local -a floor=()
+    if (($1)); then
+        floor=(--fail-under-line "$COVERAGE_FLOOR_LINES" --fail-under-branch "$COVERAGE_FLOOR_BRANCHES")
+    fi
+    (cd "$ROOT" && gcovr -j 2 -r "$ROOT" --object-directory "$ROOT/build" --filter 'lib/' \
+        --exclude-unreachable-branches --json "$json" "$ROOT/build" >/dev/null) || return 1
+    # (never an output of /dev/null: gcovr removes an output file it has
+    # tried to open, whatever it is)
+    (cd "$ROOT" && gcovr -a "$json" --txt - && gcovr -a "$json" -b --txt - &&
+        gcovr -a "$json" --print-summary --txt "$ROOT/build/meson-logs/coverage.txt" "${floor[@]}")
+}
+
+cmd_coverage() {
+    compgen -G "$ROOT/build/lib/*.p/*.gcno" >/dev/null ||
+        die "build/ has no coverage data: configure it with -Db_coverage=true and run tests (./dev.sh test does)"
+    coverage_report 0
+}
+
+# clang-tidy (checks in lib/.clang-tidy, two at a time) and cppcheck over
+# the library's own sources in build/compile_commands.json (the generated
+# build/lib/sql_registry.c is left out). Prints the findings; returns 1 on any.
+lint() {
+    local db=$ROOT/build/compile_commands.json rc=0 out
+    [[ -f $db ]] || { log "lint: $db is missing (./dev.sh build)"; return 1; }
+    log "== lint: clang-tidy over lib/"
+    # clang-tidy's "N warnings generated." (system headers) go to /dev/null
+    if ! out=$(cd "$ROOT" && find lib -name '*.c' | sort |
+        xargs -P 2 -n 4 clang-tidy -p "$ROOT/build" --quiet 2>/dev/null); then
+        rc=1
+    fi
+    [[ -z $out ]] || printf '%s\n' "$out"
+    ((rc == 0)) || log "lint: clang-tidy reported findings (above)"
+    log "== lint: cppcheck over lib/"
+    if ! (cd "$ROOT" && cppcheck --project=build/compile_commands.json --file-filter='lib/*' --std=c11 --library=posix \
+        --enable=warning,portability,performance --inline-suppr --error-exitcode=1 -j 2 --quiet); then
+        log "lint: cppcheck reported findings (above)"
+        rc=1
+    fi
+    return "$rc"
+}
+
+cmd_lint() {
+    cmd_build lib/sql_registry.h
+    lint
+}
 
 # Configures build/ when it has not been, and compiles TARGETS (default: all).
 cmd_build() {
@@ -244,9 +311,38 @@ test_phase() {
 
 phase_plain() {
     local start=$SECONDS ok=1
-    log "== plain: build/ (debugoptimized, -Werror)"
-    build_dir build --buildtype=debugoptimized -Dwerror=true -Db_sanitize=none || ok=0
+    log "== plain: build/ (debugoptimized, -Werror, coverage)"
+    build_dir build --buildtype=debugoptimized -Dwerror=true -Db_sanitize=none -Db_coverage=true || ok=0
+    # the counts of this run only
+    find "$ROOT/build" -name '*.gcda' -delete
     test_phase plain build 1 "$start" "$ok"
+}
+
+# What the plain phase ran of lib/ (gcovr); one test in the tally, failed
+# below COVERAGE_FLOOR_*.
+phase_coverage() {
+    local start=$SECONDS out rc=0 lines branches
+    log "== coverage: gcovr over build/, lib/ only (floors: lines $COVERAGE_FLOOR_LINES%, branches $COVERAGE_FLOOR_BRANCHES%)"
+    out=$(coverage_report 1 2>&1) || rc=$?
+    printf '%s\n' "$out" >&2
+    lines=$(sed -n 's/^lines: \([0-9.]*%\).*/\1/p' <<<"$out")
+    branches=$(sed -n 's/^branches: \([0-9.]*%\).*/\1/p' <<<"$out")
+    if ((rc == 0)); then
+        note coverage 1 0 "$start" "lib/: lines $lines, branches $branches"
+    elif [[ -n $lines ]]; then
+        note coverage 0 1 "$start" "lib/: lines $lines, branches $branches: under the floor"
+    else
+        note coverage 0 1 "$start" "gcovr failed (exit $rc)"
+    fi
+}
+
+phase_lint() {
+    local start=$SECONDS
+    if lint; then
+        note lint 1 0 "$start" "clang-tidy, cppcheck: lib/ clean"
+    else
+        note lint 0 1 "$start" "findings in lib/ (above)"
+    fi
 }
 
 phase_asan() {
@@ -313,6 +409,8 @@ in_test() {
     cd "$ROOT"
     local start=$SECONDS
     phase_plain
+    phase_coverage
+    phase_lint
     phase_asan
     phase_fuzz
     phase_valgrind
@@ -338,6 +436,8 @@ main() {
     bench) cmd_bench "$@" ;;
     deps) cmd_deps ;;
     build) cmd_build ;;
+    lint) cmd_lint ;;
+    coverage) cmd_coverage ;;
     shell) cmd_shell ;;
     __example) in_example ;;
     __test) in_test ;;

@@ -380,6 +380,204 @@ START_TEST(session_settings_change_nothing)
 }
 END_TEST
 
+/* pl_checkpoint_parse refuses every malformed note with its reason;
+ * pl_key_parse and pl_key_load refuse what is not an Ed25519 PEM key. */
+static void note_refused(const char *note, size_t len, const char *why)
+{
+    pl_checkpoint *cp = (pl_checkpoint *)1;
+    ck_assert_int_eq(pl_checkpoint_parse(&cp, note, len), PL_EINVAL);
+    ck_assert_ptr_null(cp);
+    ck_assert_msg(strstr(pl_errmsg(), why) != NULL, "'%s': '%s', want '%s'", note, pl_errmsg(), why);
+}
+
+#define NOTE_REFUSED(lit, why) note_refused(lit, sizeof lit - 1, why)
+#define ROOT0 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" /* base64 of 32 zero bytes */
+
+START_TEST(checkpoint_and_key_refusals)
+{
+    pl_checkpoint *cp = NULL;
+    ck_assert_int_eq(pl_checkpoint_parse(NULL, "x\n", 2), PL_EINVAL);
+    NOTE_REFUSED("", "note: empty");
+    ck_assert_int_eq(pl_checkpoint_parse(&cp, NULL, 3), PL_EINVAL);
+    size_t big = (1u << 20) + 1;
+    char *huge = malloc(big);
+    ck_assert_ptr_nonnull(huge);
+    memset(huge, '\n', big);
+    note_refused(huge, big, "larger than 1 MiB");
+    free(huge);
+    note_refused("o\n1\n" ROOT0 "\n\n\0sig\n", sizeof "o\n1\n" ROOT0 "\n\n\0sig\n" - 1, "contains a NUL byte");
+    NOTE_REFUSED("o\n1\n" ROOT0 "\n\nsig", "must end with a newline");
+    NOTE_REFUSED("o\n1\n" ROOT0 "\n", "no blank line before signature lines");
+    NOTE_REFUSED("o\n1\n" ROOT0 "\n\n", "no blank line before signature lines");
+    NOTE_REFUSED("o\n1\n\nsig\n", "needs origin, size and root lines");
+    NOTE_REFUSED("\n1\n" ROOT0 "\n\nsig\n", "empty origin line");
+    NOTE_REFUSED("o\n\n" ROOT0 "\n\nsig\n", "bad tree size line");
+    NOTE_REFUSED("o\n01\n" ROOT0 "\n\nsig\n", "bad tree size line");
+    NOTE_REFUSED("o\n1x\n" ROOT0 "\n\nsig\n", "bad tree size line");
+    NOTE_REFUSED("o\n12345678901234567890\n" ROOT0 "\n\nsig\n", "bad tree size line");
+    NOTE_REFUSED("o\n9999999999999999999\n" ROOT0 "\n\nsig\n", "tree size too large");
+    NOTE_REFUSED("o\n1\nnot base64!\n\nsig\n", "not base64 of 32 bytes");
+    NOTE_REFUSED("o\n1\nAAAA\n\nsig\n", "not base64 of 32 bytes");
+
+    /* well formed but signed by nobody: parses, never verifies */
+    static const char unsigned_note[] = "example.org/log\n9223372036854775807\n" ROOT0 "\n\n\xe2\x80\x94 nobody AAAA\n";
+    tu_ok(pl_checkpoint_parse(&cp, unsigned_note, sizeof unsigned_note - 1));
+    ck_assert_str_eq(cp->origin, "example.org/log");
+    ck_assert_int_eq(cp->tree_size, INT64_MAX);
+    static const unsigned char zero[32];
+    ck_assert_int_eq(memcmp(cp->root_hash, zero, 32), 0);
+    pl_key *key = test_key();
+    ck_assert_int_eq(pl_checkpoint_verify(cp, key), PL_EVERIFY);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "no signature by key example.org/log+"));
+    ck_assert_int_eq(pl_checkpoint_verify(NULL, key), PL_EINVAL);
+    ck_assert_int_eq(pl_checkpoint_verify(cp, NULL), PL_EINVAL);
+    pl_checkpoint_free(cp);
+    pl_key_free(key);
+
+    pl_key *k = NULL;
+    ck_assert_int_eq(pl_key_parse(NULL, "x", 1), PL_EINVAL);
+    ck_assert_int_eq(pl_key_parse(&k, "", 0), PL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "pem: empty or too large"));
+    static const char junk_priv[] = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n";
+    ck_assert_int_eq(pl_key_parse(&k, junk_priv, sizeof junk_priv - 1), PL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "pem: not a PEM private key"));
+    /* len bytes, no NUL after them (ASan sees any read past them) */
+    char *junk = malloc(7);
+    ck_assert_ptr_nonnull(junk);
+    memcpy(junk, "garbage", 7);
+    ck_assert_int_eq(pl_key_parse(&k, junk, 7), PL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "pem: not a PEM public key"));
+    free(junk);
+    ck_assert_ptr_null(k);
+    ck_assert_int_eq(pl_key_load(&k, "/nonexistent/provledger.pem"), PL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "cannot read it"));
+    ck_assert_int_eq(pl_key_load(&k, NULL), PL_EINVAL);
+    ck_assert_int_eq(pl_key_load(NULL, "x"), PL_EINVAL);
+    /* a PEM key of another algorithm */
+    char path[] = "/tmp/pl_tlog_ec_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s 2>/dev/null",
+             path);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(pl_key_load(&k, path), PL_EINVAL);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "not an Ed25519 key"));
+    unlink(path);
+}
+END_TEST
+
+/* pl_leaf_hash is RFC 9162's SHA-256(0x00 || leaf), for every length
+ * around SHA-256's block and padding boundaries, on OpenSSL's SHA-256. */
+START_TEST(leaf_hash_rfc9162)
+{
+    unsigned char leaf[300], b[301];
+    for (size_t i = 0; i < sizeof leaf; i++)
+        leaf[i] = (unsigned char)(i * 7 + 3);
+    for (size_t len = 0; len <= sizeof leaf; len++) {
+        h32 want, got;
+        b[0] = 0;
+        memcpy(b + 1, leaf, len);
+        SHA256(b, len + 1, want);
+        tu_ok(pl_leaf_hash(got, len ? leaf : NULL, len));
+        ck_assert_msg(memcmp(got, want, 32) == 0, "leaf hash of %zu bytes", len);
+    }
+    h32 out;
+    ck_assert_int_eq(pl_leaf_hash(NULL, leaf, 1), PL_EINVAL);
+    ck_assert_int_eq(pl_leaf_hash(out, NULL, 1), PL_EINVAL);
+}
+END_TEST
+
+/* An export holding an erased entity, its erasure's leaf and records not
+ * sealed yet verifies offline with the very summary pl_verify gives from the
+ * database; a line of any file that lacks what it needs is refused, naming
+ * the file. */
+static int count_finding(void *ctx, const pl_finding *f)
+{
+    ((int64_t *)ctx)[f->kind]++;
+    return 0;
+}
+
+static void export_copy_with_line(const char *from, const char *to, const char *file, const char *line)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s' && printf '%%s\\n' '%s' >> '%s/%s'", to, from, to, line,
+             to, file);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(export_erased_and_unsealed_offline)
+{
+    pl_ledger *l = tu_open_new(0, 0);
+    pl_key *key = test_key();
+    for (int i = 0; i < 39; i++)
+        insert_one(l, i); /* e0..e12, three records each */
+    tu_ok(pl_seal(NULL, NULL, 0, l, key, NULL));
+    int64_t erased = 0;
+    tu_ok(pl_erase(&erased, l, "e3", "a request under GDPR article 17"));
+    ck_assert_int_eq(erased, 3);
+    tu_ok(pl_erase(&erased, l, "e4", NULL));
+    tu_ok(pl_seal(NULL, NULL, 0, l, key, NULL)); /* the two erasures' leaves */
+    for (int i = 100; i < 105; i++)
+        insert_one(l, i); /* unsealed: not findings */
+
+    pl_verify_summary db, ex;
+    int64_t kinds_db[8] = {0}, kinds_ex[8] = {0};
+    tu_ok(pl_verify(&db, sizeof db, l, NULL, key, NULL, count_finding, kinds_db));
+    ck_assert_int_eq(db.records, 44);
+    ck_assert_int_eq(db.tree_size, 41);
+    ck_assert_int_eq(db.unsealed, 5);
+    ck_assert_int_eq(db.by_kind[PL_FINDING_ERASED], 6);
+    ck_assert_int_eq(db.findings, 6);
+
+    char dir[] = "/tmp/pl_export_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    int64_t written = 0;
+    tu_ok(pl_export(&written, l, dir));
+    ck_assert_int_eq(written, 44);
+    tu_ok(pl_verify(&ex, sizeof ex, NULL, dir, key, NULL, count_finding, kinds_ex));
+    ck_assert_int_eq(ex.records, db.records);
+    ck_assert_int_eq(ex.tree_size, db.tree_size);
+    ck_assert_int_eq(ex.checkpoints, db.checkpoints);
+    ck_assert_int_eq(ex.unsealed, db.unsealed);
+    ck_assert_int_eq(ex.findings, db.findings);
+    for (int k = 0; k < 8; k++) {
+        ck_assert_int_eq(ex.by_kind[k], db.by_kind[k]);
+        ck_assert_int_eq(kinds_ex[k], kinds_db[k]);
+    }
+
+    static const char *const bad[][3] = {
+        {"checkpoints.jsonl", "{\"x\":1}", "needs tree_size, root_hash"},
+        {"keys.jsonl", "{\"x\":1}", "needs entity_id and key"},
+        {"erasures.jsonl", "{\"x\":1}", "needs id, entity_id and erased_at"},
+        {"records.jsonl", "{\"x\":1}", "a record needs id, entity_id"},
+        {"log.jsonl", "{\"x\":1}", "needs leaf_index, kind, item_id"},
+        {"records.jsonl", "[1]", "is not a JSON object"},
+    };
+    char copy[sizeof dir + 8];
+    snprintf(copy, sizeof copy, "%s.bad", dir);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        export_copy_with_line(dir, copy, bad[i][0], bad[i][1]);
+        int rc = pl_verify(NULL, 0, NULL, copy, key, NULL, NULL, NULL);
+        ck_assert_msg(rc == PL_EINVAL, "%s + %s: %d %s", bad[i][0], bad[i][1], rc, pl_errmsg());
+        ck_assert_msg(strstr(pl_errmsg(), bad[i][0]) && strstr(pl_errmsg(), bad[i][2]), "%s + %s: %s", bad[i][0],
+                      bad[i][1], pl_errmsg());
+    }
+    /* not an export at all */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s'", copy, copy);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(pl_verify(NULL, 0, NULL, copy, key, NULL, NULL, NULL), PL_EINVAL);
+    ck_assert_int_eq(pl_export(NULL, NULL, dir), PL_EINVAL);
+    ck_assert_int_eq(pl_export(NULL, l, ""), PL_EINVAL);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, copy);
+    ck_assert_int_eq(system(cmd), 0);
+    pl_key_free(key);
+    pl_close(l);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_servers();
@@ -388,6 +586,9 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, verifier_fuzz);
     tcase_add_test(tc, session_settings_change_nothing);
+    tcase_add_test(tc, export_erased_and_unsealed_offline);
+    tcase_add_test(tc, leaf_hash_rfc9162);
+    tcase_add_test(tc, checkpoint_and_key_refusals);
     tcase_add_test(tc, seal_concurrent_exactly_once);
     tcase_add_test(tc, seal_same_time_across_chunks);
     tcase_add_test(tc, proofs_every_size);

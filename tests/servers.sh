@@ -755,7 +755,8 @@ cmd_deps() {
         redis-tools meson ninja-build pkg-config gcc g++ libpq-dev
         libhiredis-dev libjansson-dev libssl-dev check valgrind gnuplot-nox jq
         libmicrohttpd-dev curl
-        golang-go golang-golang-x-mod-dev clang libclang-rt-dev)
+        golang-go golang-golang-x-mod-dev clang libclang-rt-dev
+        gcovr clang-tidy cppcheck)
     local -a missing=()
     local p
     for p in "${want[@]}"; do

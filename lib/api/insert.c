@@ -28,14 +28,14 @@ static int check_keys_unique(const pl_change *changes, size_t n)
         k += changes[i].idempotency_key != NULL;
     if (k < 2)
         return PL_OK;
-    const pl_change **v = malloc(k * sizeof *v);
+    const pl_change **v = malloc(k * sizeof *v); /* NOLINT(bugprone-sizeof-expression): pointers */
     if (!v)
         return pl_fail(PL_ENOMEM, "out of memory");
     k = 0;
     for (size_t i = 0; i < n; i++)
         if (changes[i].idempotency_key)
             v[k++] = &changes[i];
-    qsort(v, k, sizeof *v, key_cmp);
+    qsort(v, k, sizeof *v, key_cmp); /* NOLINT(bugprone-sizeof-expression): pointers */
     int rc = PL_OK;
     for (size_t i = 1; i < k && !rc; i++)
         if (strcmp(v[i - 1]->idempotency_key, v[i]->idempotency_key) == 0)

@@ -40,7 +40,7 @@ static int partitions_ensure_call(int *created, pl_ledger *l, int months_ahead)
         return rc;
     const char *v = scalar(res);
     if (created && v)
-        *created = atoi(v);
+        *created = atoi(v); /* NOLINT(cert-err34-c): the server's int4 text */
     PQclear(res);
     return PL_OK;
 }
@@ -81,7 +81,7 @@ static int partitions_detach_call(int *detached, pl_ledger *l, pl_time older_tha
         return rc;
     const char *v = scalar(res);
     if (detached && v)
-        *detached = atoi(v);
+        *detached = atoi(v); /* NOLINT(cert-err34-c): the server's int4 text */
     PQclear(res);
     return PL_OK;
 }

@@ -259,7 +259,7 @@ static int cursor_parse(pl_ledger *l, const pl_page_query *q, const char *cursor
     for (int i = 0; ok && i < MAC_BYTES; i++) {
         int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
         ok = hi >= 0 && lo >= 0;
-        got[i] = (unsigned char)(hi << 4 | lo);
+        got[i] = ok ? (unsigned char)(hi << 4 | lo) : 0;
     }
     if (!ok || t < PL_TIME_MIN || t > PL_TIME_MAX)
         return pl_fail(PL_EINVAL, "cursor: not a history or range cursor");

@@ -247,7 +247,7 @@ static int seal_chunk_rows(void *ctx, const PGresult *res)
     seal_chunk c;
     chunk_begin(&c);
     for (int i = 0; !rc && i < PQntuples(res); i++) {
-        int kind = PQgetvalue(res, i, C_KIND)[1];
+        int kind = (unsigned char)PQgetvalue(res, i, C_KIND)[1];
         int64_t id = pl_get_i64(PQgetvalue(res, i, C_ID));
         const char *entity = PQgetvalue(res, i, C_ENTITY);
         pl_time tt = pl_wire_get_time(PQgetvalue(res, i, C_TT));
@@ -339,6 +339,7 @@ static int seal_in(pl_db_session *s, pl_checkpoint **out, pl_seal_info *info, pl
     size_t note_len = 0;
     sealer z = {.s = s};
     pl_log_head head;
+    memset(&head, 0, sizeof head); /* read below (head.present) even when a step failed */
     int rc = pl_db_session_run(s, PL_SQL_SEAL_LOCK, NULL, NULL, &lock);
     if (!rc)
         rc = pl_db_session_run(s, PL_SQL_CHECKPOINT_LATEST, NULL, NULL, &head_res);

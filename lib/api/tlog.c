@@ -125,6 +125,7 @@ int pl_log_latest(pl_checkpoint **out, pl_ledger *l)
     if (!rc && !h.present)
         rc = PL_NOT_FOUND;
     if (!rc)
+        /* cppcheck-suppress uninitStructMember ; pl_log_head_read zeroed h first */
         rc = pl_log_checkpoint(out, h.note, h.note_len, h.sealed_at);
     PQclear(res);
     return rc;

@@ -319,7 +319,7 @@ static int leaves_chunk(void *ctx, const PGresult *res)
             PQgetlength(res, i, L_ITEM) != 8 || PQgetlength(res, i, L_HASH) != 32)
             return pl_fail(PL_EDB, "PostgreSQL returned a leaf this library cannot read");
         x.index = pl_get_i64(PQgetvalue(res, i, L_INDEX));
-        x.kind = PQgetvalue(res, i, L_KIND)[1];
+        x.kind = (unsigned char)PQgetvalue(res, i, L_KIND)[1];
         x.item_id = pl_get_i64(PQgetvalue(res, i, L_ITEM));
         memcpy(x.stored_hash, PQgetvalue(res, i, L_HASH), 32);
         x.check_nodes = 1;

@@ -45,7 +45,8 @@ void pl_error_restore(const pl_errsave *s)
     memcpy(last_message, s->text, sizeof last_message);
 }
 
-int pl_fail(int code, const char *fmt, ...)
+/* (pl_fail): not the analyzer's macro of error.h */
+int (pl_fail)(int code, const char *fmt, ...)
 {
     /* Format aside first: callers may pass pl_errmsg() itself. */
     char buf[PL_ERRMSG_MAX];

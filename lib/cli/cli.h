@@ -88,6 +88,11 @@ int cli_bad(const cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+#ifdef __clang_analyzer__
+/* For the static analyzer only (`./dev.sh lint`), which cannot see into
+ * provledger.c: cli_bad returns CLI_USAGE, never CLI_OK. */
+#define cli_bad(c, ...) (cli_bad((c), __VA_ARGS__), CLI_USAGE)
+#endif
 
 /* Prints a library failure, "provledger: COMMAND: <pl_strerror>: <pl_errmsg>"
  * (with CONTEXT appended when not NULL), and returns the exit status for

@@ -101,7 +101,6 @@ int cmd_seal(cli *c)
         return st;
     }
     int64_t printed_size = -1, backdated = 0;
-    st = CLI_OK;
     do {
         pl_checkpoint *cp = NULL;
         pl_seal_info info;

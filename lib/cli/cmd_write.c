@@ -449,6 +449,7 @@ static int check_lines(const cli *c, changes *cs)
         size_t k = cs->n - done < (size_t)PL_MAX_BATCH ? cs->n - done : (size_t)PL_MAX_BATCH;
         int rc = pl_validate_changes(cs->ch + done, k);
         size_t idx;
+        /* NOLINTNEXTLINE(cert-err34-c): the library's own "changes[N]: ..." */
         if (rc == PL_EINVAL && sscanf(pl_errmsg(), "changes[%zu]", &idx) == 1 && idx < k)
             return report_line(c, cs, done + idx, rc, "nothing was written");
         if (rc != PL_OK)
@@ -541,6 +542,7 @@ static int insert_stdin(cli *c, int implicit)
             else
                 snprintf(lines, sizeof lines, "lines %ld-%ld", first, last);
             size_t idx;
+            /* NOLINTNEXTLINE(cert-err34-c): the library's own "changes[N]: ..." */
             if (sscanf(pl_errmsg(), "changes[%zu]", &idx) == 1 && idx < k)
                 snprintf(ctx, sizeof ctx, "(at line %ld; %s not written, %zu earlier changes committed)",
                          cs.line[done + idx], lines, done);

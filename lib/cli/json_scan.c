@@ -113,8 +113,10 @@ static int skip_string(scan *sc, const char **p)
         if ((unsigned char)*q < 0x20)
             return fail(sc, q, "control character in a string (write it as an escape)");
         if (*q == '\\') {
-            if (q + 1 >= sc->end)
+            if (q + 1 >= sc->end) {
+                q = sc->end; /* a backslash last: not closed */
                 break;
+            }
             q++;
         }
         q++;
@@ -269,7 +271,7 @@ int cli_json_string(const char *raw, size_t len, char **out, size_t *err_off, co
         }
         const char *esc = p;
         p++;
-        char c = p < end ? *p++ : '\0';
+        char c = p < end ? *p++ : '\0'; /* NOLINT(bugprone-narrowing-conversions): a char, via ?:'s int */
         switch (c) {
         case '"': o[n++] = '"'; break;
         case '\\': o[n++] = '\\'; break;

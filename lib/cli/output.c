@@ -322,9 +322,10 @@ int cli_table_init(cli_table *t, size_t ncols, const char *const *names)
 {
     memset(t, 0, sizeof *t);
     t->ncols = ncols;
-    t->names = calloc(ncols, sizeof *t->names);
-    t->right = calloc(ncols, sizeof *t->right);
-    t->width = calloc(ncols, sizeof *t->width);
+    /* calloc(0, ...) may return NULL: that is no out-of-memory */
+    t->names = calloc(ncols ? ncols : 1, sizeof *t->names);
+    t->right = calloc(ncols ? ncols : 1, sizeof *t->right);
+    t->width = calloc(ncols ? ncols : 1, sizeof *t->width);
     if (!t->names || !t->right || !t->width) {
         t->oom = 1;
         return -1;
@@ -604,7 +605,7 @@ int cli_print_pltable(const cli *c, const pl_table *t)
                 const char *v = pl_table_value(t, r, k);
                 jw_key(&j, name);
                 if (v && in_list(numeric_cols, name) && cli_is_json_number(v))
-                    jw_raw(&j, v);
+                    jw_raw(&j, v); /* NOLINT(bugprone-branch-clone): two reasons, kept apart */
                 else if (v && in_list(bool_cols, name) &&
                          (strcmp(v, "true") == 0 || strcmp(v, "false") == 0))
                     jw_raw(&j, v);

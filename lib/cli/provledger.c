@@ -353,7 +353,8 @@ static void vmessage(const char *cmd, const char *fmt, va_list ap)
     fputc('\n', stderr);
 }
 
-int cli_bad(const cli *c, const char *fmt, ...)
+/* (cli_bad): not the analyzer's macro of cli.h */
+int (cli_bad)(const cli *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -716,6 +717,7 @@ static const char *pos_option(const cli *c, size_t i, char *name, size_t len)
 {
     const char *p = c->cmd->pos[i];
     size_t k = 0;
+    /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): i < min_pos <= the names in pos[] */
     for (; p[k] && k + 1 < len; k++)
         name[k] = (char)(p[k] >= 'A' && p[k] <= 'Z' ? p[k] - 'A' + 'a' : p[k]);
     name[k] = '\0';

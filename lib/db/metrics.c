@@ -69,7 +69,7 @@ json_t *pl_metrics_json(pl_metrics *m)
         json_t *hist = json_array();
         for (int b = 0; b < PL_METRIC_BUCKETS; b++)
             if (m->buckets[op][b])
-                json_array_append_new(hist, json_pack("{s:I,s:I}", "le_us", (json_int_t)((uint64_t)16 << b),
+                json_array_append_new(hist, json_pack("{s:I,s:I}", "le_us", (json_int_t)16 << b,
                                                       "count", (json_int_t)m->buckets[op][b]));
         json_t *o = json_pack("{s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:o}", "count", (json_int_t)m->count[op],
                               "errors", (json_int_t)m->errors[op], "mean_ms",

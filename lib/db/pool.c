@@ -288,11 +288,13 @@ static int queue_wait(pl_pool *p, wait_queue *q, const struct timespec *deadline
     uint64_t start = pl_mono_us();
     pool_waiter w = {.granted = 0, .heavy = heavy, .next = NULL};
     pthread_cond_init(&w.cv, NULL);
+    /* w lives on this stack only while queued: it is unlinked (by a grant or
+     * below) before this function returns. */
     if (q->tail)
         q->tail->next = &w;
     else
-        q->head = &w;
-    q->tail = &w;
+        q->head = &w; /* cppcheck-suppress autoVariables ; unlinked before return */
+    q->tail = &w;     /* cppcheck-suppress autoVariables ; unlinked before return */
     int timed_out = 0;
     while (!w.granted && !timed_out) {
         if (p->cfg.wait_timeout_ms == 0)

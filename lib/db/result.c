@@ -215,7 +215,7 @@ static int decode_walk(const char *p, size_t n, pl_result *r, char *str,
             if ((unsigned char)p[at] > 1)
                 return -1;
             if (rec)
-                rec->erased = p[at];
+                rec->erased = (unsigned char)p[at];
             at += 1;
         }
         for (int s = 0; s < STR_COUNT; s++) {

@@ -222,7 +222,7 @@ static void write_number(pl_buf *out, double d)
     }
     locale_t loc = c_locale();
     locale_t old = uselocale(loc);
-    char buf[40], digits[20];
+    char buf[40], digits[20] = {0}; /* zeroed: the analyzer cannot see "%e" writes a digit */
     int exp10 = 0, k = 0;
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*e", prec - 1, d);
@@ -233,7 +233,7 @@ static void write_number(pl_buf *out, double d)
             for (; *q && *q != 'e'; q++)
                 if (*q >= '0' && *q <= '9')
                     digits[k++] = *q;
-            exp10 = atoi(q + 1);
+            exp10 = atoi(q + 1); /* NOLINT(cert-err34-c): printf's own "%e" exponent */
             break;
         }
     }
@@ -252,6 +252,7 @@ static void write_number(pl_buf *out, double d)
         memcpy(s, digits, (size_t)n);
         w = n;
         s[w++] = '.';
+        /* cppcheck-suppress pointerOutOfBoundsCond ; here n < k <= 17 */
         memcpy(s + w, digits + n, (size_t)(k - n));
         w += k - n;
     } else if (-6 < n && n <= 0) {

@@ -217,7 +217,7 @@ int pl_merkle_subtree_root(pl_hash out, int64_t start, int64_t end, pl_subtree_f
     int64_t n = end - start;
     if (n <= 0)
         return -1;
-    if ((n & (n - 1)) == 0 && start % n == 0) {
+    if ((n & (n - 1)) == 0 && start % n == 0) { /* NOLINT(clang-analyzer-core.DivideZero): n > 0 */
         int level = 0;
         while ((INT64_C(1) << level) < n)
             level++;

@@ -64,7 +64,7 @@ static int parse_pem(pl_key **out, const char *pem, size_t len, const char *what
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     if (!bio)
         return pl_fail(PL_ENOMEM, "out of memory");
-    int priv = strstr(pem, "PRIVATE KEY-----") != NULL;
+    int priv = memmem(pem, len, "PRIVATE KEY-----", 16) != NULL; /* pem need not end in a NUL */
     EVP_PKEY *pkey = priv ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     BIO_free(bio);
     ERR_clear_error();

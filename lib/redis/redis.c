@@ -151,7 +151,7 @@ int pl_redis_create(pl_redis **out, const pl_redis_config *cfg)
         return pl_fail(PL_ENOMEM, "out of memory");
     r->cfg = *cfg;
     r->cfg.url = NULL;
-    r->idle = calloc(cfg->pool_size, sizeof *r->idle);
+    r->idle = calloc(cfg->pool_size, sizeof *r->idle); /* NOLINT(bugprone-sizeof-expression): pointers */
     pthread_mutex_init(&r->mu, NULL);
     int rc = r->idle ? parse_url(r, cfg->url) : pl_fail(PL_ENOMEM, "out of memory");
     if (rc) {
@@ -182,7 +182,7 @@ void pl_redis_destroy(pl_redis *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->nidle; i++)
+    for (size_t i = 0; r->idle && i < r->nidle; i++)
         conn_free(r->idle[i]);
     pthread_mutex_destroy(&r->mu);
     free(r->idle);
