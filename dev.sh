@@ -15,7 +15,7 @@
 #                           line and branch coverage per file and fails below
 #                           COVERAGE_FLOOR_*), the lint (below), every suite
 #                           again under ASan+UBSan, the libFuzzer targets
-#                           (tests/fuzz/run.sh, 25 s each), every suite again
+#                           (tests/fuzz/run.sh, 10 s each), every suite again
 #                           under valgrind, and the benchmark at tiny scale; the last line reads
 #                           "N passed, M failed"; exit status 1 on any failure
 #   ./dev.sh lint           clang-tidy (lib/.clang-tidy: bugprone, cert,
@@ -357,11 +357,11 @@ phase_asan() {
 }
 
 # The libFuzzer targets (tests/fuzz/run.sh): each target is one test in
-# the tally; 25 s each.
+# the tally; 10 s each (longer runs by hand: README "Allocation failure and fuzzing").
 phase_fuzz() {
     local start=$SECONDS out rc=0 n=0 bad=0
-    log "== fuzz: tests/fuzz/run.sh 25 (clang, libFuzzer + ASan + UBSan, build-fuzz/)"
-    out=$("$ROOT/tests/fuzz/run.sh" 25 2>&1) || rc=$?
+    log "== fuzz: tests/fuzz/run.sh 10 (clang, libFuzzer + ASan + UBSan, build-fuzz/)"
+    out=$("$ROOT/tests/fuzz/run.sh" 10 2>&1) || rc=$?
     printf '%s\n' "$out" >&2
     if ((rc == 77)); then
         note fuzz 0 1 "$start" "clang with libFuzzer is missing (./dev.sh deps installs it)"
