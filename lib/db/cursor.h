@@ -28,14 +28,21 @@ int pl_cursor_declare(pl_db_session *s, int select_stmt, const char *const *valu
 
 /* Feeds the chunks of the cursor pl_cursor_declare opened on s to fn
  * (which returns 0 to go on, 1 to stop, or an error) until it is drained,
- * then closes it. Returns fn's error or the server's, else PL_OK. */
+ * then closes it. Returns fn's error or the server's, else PL_OK. The next
+ * chunk is asked for before fn gets this one, so the server reads while fn
+ * works (at most two chunks in memory); on any return nothing is pending
+ * on s. */
 int pl_cursor_each(pl_db_session *s, int (*fn)(void *ctx, const PGresult *chunk), void *ctx);
 
-/* The next PL_CURSOR_CHUNK rows, or with all every row left; binary. */
+/* The next PL_CURSOR_CHUNK rows, or with all every row left; binary.
+ * After a full chunk the next is already asked for (the server reads it
+ * while the caller works); pl_cursor_close collects it if it is never
+ * fetched. A failure is the server's or the connection's, exact. */
 int pl_cursor_fetch(pl_cursor *cur, int all, PGresult **out);
 
-/* Ends the transaction (COMMIT when ok, else ROLLBACK) and returns the
- * connection, keeping the caller's error message. Safe to call twice. */
+/* Collects a chunk asked for ahead, ends the transaction (COMMIT when ok
+ * and nothing failed, else ROLLBACK) and returns the connection, keeping
+ * the caller's error message. Safe to call twice. */
 void pl_cursor_close(pl_cursor *cur, int ok);
 
 #endif
