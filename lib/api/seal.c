@@ -280,7 +280,8 @@ static int seal_in(pl_db_session *s, pl_checkpoint **out, pl_seal_info *info, pl
         rc = pl_cursor_declare(s, PL_SQL_SEAL_CANDIDATES, v);
     }
     if (!rc)
-        rc = pl_cursor_each(s, seal_chunk_rows, &z);
+        /* Not ahead: each chunk runs its statements on the session. */
+        rc = pl_cursor_each(s, 0, seal_chunk_rows, &z);
     /* A new checkpoint when the tree grew, when there is none, or when the
      * latest is not this key's; else only the horizon moves. */
     int sign = !rc && (z.sealed > 0 || !head.present);

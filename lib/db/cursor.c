@@ -48,15 +48,21 @@ static int binary_rows(PGresult **res)
     return PL_OK;
 }
 
-int pl_cursor_each(pl_db_session *s, int (*fn)(void *ctx, const PGresult *chunk), void *ctx)
+int pl_cursor_each(pl_db_session *s, unsigned flags, int (*fn)(void *ctx, const PGresult *chunk),
+                   void *ctx)
 {
-    int rc = prefetch(s);
+    int ahead = (flags & PL_CURSOR_AHEAD) != 0;
+    int rc = ahead ? prefetch(s) : PL_OK;
     while (rc == PL_OK) {
         PGresult *chunk = NULL;
-        if ((rc = pl_db_session_receive(s, &chunk)) || (rc = binary_rows(&chunk)))
+        if (ahead)
+            rc = pl_db_session_receive(s, &chunk);
+        else
+            rc = pl_db_session_run(s, PL_SQL_CURSOR_FETCH, NULL, NULL, &chunk);
+        if (rc || (rc = binary_rows(&chunk)))
             break;
         int more = PQntuples(chunk) >= PL_CURSOR_CHUNK;
-        if (more && (rc = prefetch(s))) {
+        if (ahead && more && (rc = prefetch(s))) {
             PQclear(chunk);
             break;
         }
