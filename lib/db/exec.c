@@ -275,7 +275,7 @@ int pl_db_session_send(pl_db_session *s, int stmt, const char *const *values, co
     uint64_t start = pl_mono_us();
     int rc = pl_conn_send(s->db->primary, s->conn, &st, values, lengths, &phase);
     s->sent_us = pl_mono_us() - start;
-    s->sent_stmt = stmt;
+    s->sent_stmt = rc ? -1 : stmt; /* a failed send has nothing to receive */
     if (rc)
         pl_metrics_record(&s->db->metrics, stmt, s->sent_us, 1);
     return rc;
