@@ -363,6 +363,12 @@ static void audit_report(const bench_opts *o, const char *source, const char *na
     char key[96];
     snprintf(key, sizeof key, "%s_rows", source ? "audit_one_source" : "audit_all_sources");
     report_value("point", key, (double)rows, "");
+    /* Issue 16: rows per second at the median report, beside pgbench's. */
+    const char *tag = source ? "audit_one_source" : "audit_all_sources";
+    if (r->count && r->p50 > 0) {
+        snprintf(key, sizeof key, "%s_rows_per_s", tag);
+        report_value("point", key, (double)rows / (r->p50 / 1000.0), "rows/s");
+    }
     if (errors)
         report_note("point: %s: %llu failed reports, first: %s", name, (unsigned long long)errors,
                     first);
@@ -372,8 +378,11 @@ static void audit_report(const bench_opts *o, const char *source, const char *na
         pgb_result pr;
         pgb_run(o, w, 1, o->short_duration, &pr);
         pgbench_note(name, &pr);
-        if (pr.ok)
+        if (pr.ok) {
             r->pg_ops = pr.tps;
+            snprintf(key, sizeof key, "%s_pgbench_rows_per_s", tag);
+            report_value("point", key, (double)rows * pr.tps, "rows/s");
+        }
     }
 }
 

@@ -968,7 +968,9 @@ typedef struct pl_iter pl_iter;
  * Audit report: every record with transaction time in [@p from, @p to)
  * (#PL_TIME_ANY for an open end), optionally of one source type, ordered by
  * (transaction_time, id), streamed from a server-side cursor in chunks so
- * that a report of millions of rows never sits in memory at once. The
+ * that a report of millions of rows never sits in memory at once (the
+ * server reads the next chunk while the caller works through the current
+ * one: at most two in memory). The
  * iterator holds one pooled connection until pl_iter_free(), taken from the
  * pool's heavy share (see pl_config.pool_size): when that share is in use,
  * the call waits up to pool_wait_timeout_ms (then #PL_ETIMEOUT).
@@ -1016,8 +1018,9 @@ PL_EXTERN int pl_range_open(pl_iter **out, pl_ledger *l, const char *entity_id,
  */
 PL_EXTERN int pl_iter_next(const pl_record **rec, pl_iter *it);
 
-/** Frees an iterator and returns its connection. NULL is fine; so is an
- *  iterator of a ledger already closed with pl_close(). */
+/** Frees an iterator and returns its connection (first collecting the one
+ *  chunk that may be on its way, so the connection goes back clean). NULL
+ *  is fine; so is an iterator of a ledger already closed with pl_close(). */
 PL_EXTERN void pl_iter_free(pl_iter *it);
 
 /**

@@ -488,6 +488,127 @@ static long status_kb(const char *field)
     return v;
 }
 
+/* The iterator asks for its next chunk before handing out the current
+ * one (db/cursor.c). Freed while that chunk is on its way, it must collect
+ * it and give its connection back clean, not dropped, and the next report
+ * on that connection must read its own rows, not the stale chunk; a
+ * backend killed mid-stream is an exact error, and the handle recovers. */
+static void insert_rows(pl_ledger *l, int n)
+{
+    enum { BATCH = 500 };
+    static char ent[BATCH][24];
+    for (int b = 0; b < n / BATCH; b++) {
+        pl_change ch[BATCH];
+        pl_receipt rec[BATCH];
+        for (int i = 0; i < BATCH; i++) {
+            snprintf(ent[i], sizeof ent[i], "p%d", (b * BATCH + i) % 41);
+            ch[i] = tu_change(ent[i], "f", "1");
+        }
+        tu_ok(pl_insert_batch(rec, l, ch, BATCH));
+    }
+}
+
+/* Rows left in it; in audit order unless any_order (history). */
+static int count_rows(pl_iter *it, int *rc, int any_order)
+{
+    const pl_record *r;
+    int n = 0;
+    pl_time last_tt = PL_TIME_MIN;
+    int64_t last_id = -1;
+    while ((*rc = pl_iter_next(&r, it)) == PL_OK) {
+        ck_assert(any_order || r->transaction_time > last_tt ||
+                  (r->transaction_time == last_tt && r->id > last_id));
+        last_tt = r->transaction_time;
+        last_id = r->id;
+        n++;
+    }
+    return n;
+}
+
+START_TEST(test_iter_prefetch_closed_early)
+{
+    pl_config cfg;
+    tu_config(&cfg, 0);
+    cfg.pool_size = 1;
+    cfg.pool_wait_timeout_ms = 3000;
+    pl_ledger *l = tu_open_fresh(&cfg);
+    enum { N = 3500 };
+    insert_rows(l, N);
+    int rc;
+    pl_iter *it = NULL;
+    /* Warm: the heavy connection exists, its counters settle. */
+    tu_ok(pl_audit_open(&it, l, NULL, PL_TIME_ANY, PL_TIME_ANY));
+    ck_assert_int_eq(count_rows(it, &rc, 0), N);
+    ck_assert_int_eq(rc, PL_ITEROVER);
+    pl_iter_free(it);
+    pl_stats_info before, after;
+    tu_ok(pl_stats(&before, l, sizeof before));
+    for (int stop = 1; stop <= 2001; stop += 1000) {
+        /* stop rows read: chunk 1 (and 2) in hand, the next asked for. */
+        tu_ok(pl_audit_open(&it, l, NULL, PL_TIME_ANY, PL_TIME_ANY));
+        const pl_record *r;
+        for (int i = 0; i < stop; i++)
+            tu_ok(pl_iter_next(&r, it));
+        pl_iter_free(it);
+        /* The same connection (a pool of one) serves the next report: all
+         * its rows, in order, none of the abandoned cursor's. */
+        tu_ok(pl_history_open(&it, l, "p3", "f", 0));
+        int h = count_rows(it, &rc, 1);
+        ck_assert_int_eq(rc, PL_ITEROVER);
+        ck_assert_int_eq(h, (N + 40 - 3) / 41);
+        pl_iter_free(it);
+        tu_ok(pl_audit_open(&it, l, NULL, PL_TIME_ANY, PL_TIME_ANY));
+        ck_assert_int_eq(count_rows(it, &rc, 0), N);
+        ck_assert_int_eq(rc, PL_ITEROVER);
+        pl_iter_free(it);
+    }
+    /* Given back clean each time: never closed and reopened. */
+    tu_ok(pl_stats(&after, l, sizeof after));
+    ck_assert_uint_eq(after.reconnects, before.reconnects);
+    pl_close(l);
+}
+END_TEST
+
+START_TEST(test_iter_prefetch_backend_killed)
+{
+    char app[64], conninfo[512], sql[160];
+    snprintf(app, sizeof app, "pl_prefetch_%ld", (long)getpid());
+    snprintf(conninfo, sizeof conninfo, "%s application_name=%s", getenv("PL_TEST_PG"), app);
+    pl_config cfg;
+    tu_config(&cfg, 0);
+    cfg.pg_conninfo = conninfo;
+    cfg.pool_size = 1;
+    cfg.pool_wait_timeout_ms = 3000;
+    pl_ledger *l = tu_open_fresh(&cfg);
+    enum { N = 3500 };
+    insert_rows(l, N);
+    pl_iter *it = NULL;
+    tu_ok(pl_audit_open(&it, l, NULL, PL_TIME_ANY, PL_TIME_ANY));
+    const pl_record *r;
+    tu_ok(pl_iter_next(&r, it));
+    /* Every backend of this ledger: the iterator's is the one in a
+     * transaction. */
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '%s'",
+             app);
+    ck_assert_int_ge(tu_sql_ll(sql), 1);
+    int rc, n = 1 + count_rows(it, &rc, 0);
+    /* Rows already received may come; the end is an error, not the end. */
+    ck_assert_int_lt(n, N);
+    ck_assert_int_lt(rc, 0);
+    ck_assert_int_ne(rc, PL_ITEROVER);
+    ck_assert_ptr_nonnull(strstr(pl_errmsg(), "PostgreSQL"));
+    ck_assert_int_eq(pl_iter_next(&r, it), rc); /* it keeps saying so */
+    pl_iter_free(it);
+    /* The handle recovers: the next report reads everything. */
+    tu_ok(pl_audit_open(&it, l, NULL, PL_TIME_ANY, PL_TIME_ANY));
+    ck_assert_int_eq(count_rows(it, &rc, 0), N);
+    ck_assert_int_eq(rc, PL_ITEROVER);
+    pl_iter_free(it);
+    pl_close(l);
+}
+END_TEST
+
 START_TEST(test_audit_memory_bounded)
 {
     pl_ledger *l = tu_open_new(0, 0);
@@ -881,6 +1002,8 @@ int main(void)
     tc = tu_tcase("audit", 300);
     tcase_add_test(tc, test_audit_iterator);
     tcase_add_test(tc, test_audit_memory_bounded);
+    tcase_add_test(tc, test_iter_prefetch_closed_early);
+    tcase_add_test(tc, test_iter_prefetch_backend_killed);
     suite_add_tcase(s, tc);
     tc = tu_tcase("search", 180);
     tcase_add_test(tc, test_search_metadata);

@@ -578,6 +578,64 @@ START_TEST(export_erased_and_unsealed_offline)
 }
 END_TEST
 
+/* The verifier reads the leaves one chunk ahead (db/cursor.c). Stopped by
+ * its callback in the first chunk, with the second on its way, it must
+ * collect that chunk and give its connection back clean (not dropped), and
+ * the next pl_verify() on that connection must see every leaf. */
+static int stop_at_first(void *ctx, const pl_finding *f)
+{
+    int *seen = ctx;
+    (*seen)++;
+    return f->kind == PL_FINDING_ERASED;
+}
+
+START_TEST(verify_stopped_early_gives_connection_back)
+{
+    pl_config cfg;
+    tu_config(&cfg, 0);
+    cfg.pool_size = 1;
+    cfg.pool_wait_timeout_ms = 3000;
+    pl_ledger *l = tu_open_fresh(&cfg);
+    pl_key *key = test_key();
+    enum { N = 3000, BATCH = 500 };
+    static char ent[BATCH][24];
+    for (int b = 0; b < N / BATCH; b++) {
+        pl_change ch[BATCH];
+        pl_receipt rec[BATCH];
+        for (int i = 0; i < BATCH; i++) {
+            snprintf(ent[i], sizeof ent[i], "v%d", (b * BATCH + i) % 17);
+            ch[i] = tu_change(ent[i], "f", "2");
+        }
+        tu_ok(pl_insert_batch(rec, l, ch, BATCH));
+    }
+    int64_t erased = 0;
+    tu_ok(pl_erase(&erased, l, "v1", "test"));
+    ck_assert_int_gt(erased, 100);
+    pl_seal_info info;
+    do
+        tu_ok(pl_seal(NULL, &info, sizeof info, l, key, NULL));
+    while (info.sealed > 0);
+    ck_assert_int_eq(info.tree_size, N + 1);
+    pl_verify_summary sum;
+    tu_ok(pl_verify(&sum, sizeof sum, l, NULL, key, NULL, NULL, NULL));
+    pl_stats_info before, after;
+    tu_ok(pl_stats(&before, l, sizeof before));
+    int seen = 0;
+    tu_ok(pl_verify(&sum, sizeof sum, l, NULL, key, NULL, stop_at_first, &seen));
+    ck_assert_int_eq(seen, 1);
+    ck_assert_int_eq(sum.findings, 1);
+    /* The same connection: every leaf, every erased record. */
+    tu_ok(pl_verify(&sum, sizeof sum, l, NULL, key, NULL, NULL, NULL));
+    ck_assert_int_eq(sum.tree_size, N + 1);
+    ck_assert_int_eq(sum.by_kind[PL_FINDING_ERASED], erased);
+    ck_assert_int_eq(sum.findings, erased);
+    tu_ok(pl_stats(&after, l, sizeof after));
+    ck_assert_uint_eq(after.reconnects, before.reconnects);
+    pl_key_free(key);
+    pl_close(l);
+}
+END_TEST
+
 int main(void)
 {
     tu_require_servers();
@@ -592,6 +650,7 @@ int main(void)
     tcase_add_test(tc, seal_concurrent_exactly_once);
     tcase_add_test(tc, seal_same_time_across_chunks);
     tcase_add_test(tc, proofs_every_size);
+    tcase_add_test(tc, verify_stopped_early_gives_connection_back);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

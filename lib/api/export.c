@@ -204,7 +204,7 @@ static int export_cursor(exporter *e, const char *name, int stmt, int (*fn)(void
     if (!rc)
         rc = pl_cursor_declare(&e->s, stmt, NULL);
     if (!rc)
-        rc = pl_cursor_each(&e->s, fn, e);
+        rc = pl_cursor_each(&e->s, PL_CURSOR_AHEAD, fn, e);
     if (e->f) {
         int crc = close_file(e);
         if (!rc)

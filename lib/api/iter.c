@@ -1,6 +1,9 @@
 /* The iterators (the audit report, history, range), built on a binary
  * server-side cursor (db/cursor.h): rows arrive in chunks of
- * PL_CURSOR_CHUNK, so an answer of any size never sits in memory at once. */
+ * PL_CURSOR_CHUNK, so an answer of any size never sits in memory at once.
+ * The cursor asks for the next chunk when it hands out a full one, so the
+ * server reads while the caller works through the current chunk; freeing
+ * the iterator early collects that chunk before the connection returns. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -368,7 +368,8 @@ static int seal_in(pl_db_session *s, pl_checkpoint **out, pl_seal_info *info, pl
     }
     int64_t size_before = pl_merkle_builder_size(&z.builder);
     if (!rc)
-        rc = pl_cursor_each(s, seal_chunk_rows, &z);
+        /* Not ahead: each chunk runs its statements on the session. */
+        rc = pl_cursor_each(s, 0, seal_chunk_rows, &z);
     if (!rc && z.sealed > 0) {
         char from[24];
         snprintf(from, sizeof from, "%" PRId64, size_before);

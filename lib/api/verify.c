@@ -381,13 +381,13 @@ static int verify_db(pl_vstate *v, pl_ledger *l)
         rc = pl_cursor_declare(&s, PL_SQL_VERIFY_LEAVES, NULL);
     }
     if (!rc)
-        rc = pl_cursor_each(&s, leaves_chunk, v);
+        rc = pl_cursor_each(&s, PL_CURSOR_AHEAD, leaves_chunk, v);
     if (!rc)
         pl_vstate_end(v);
     if (!rc && !v->stopped)
         rc = pl_cursor_declare(&s, PL_SQL_VERIFY_UNSEALED, NULL);
     if (!rc && !v->stopped)
-        rc = pl_cursor_each(&s, unsealed_chunk, v);
+        rc = pl_cursor_each(&s, PL_CURSOR_AHEAD, unsealed_chunk, v);
     pl_db_session_rollback_close(&s);
     return rc;
 }

@@ -31,22 +31,55 @@ int pl_cursor_declare(pl_db_session *s, int select_stmt, const char *const *valu
     return rc;
 }
 
-int pl_cursor_each(pl_db_session *s, int (*fn)(void *ctx, const PGresult *chunk), void *ctx)
+/* Asks for the next chunk without waiting for it: the server reads it
+ * while the caller works on the last one. */
+static int prefetch(pl_db_session *s)
 {
-    int rc = PL_OK;
-    for (;;) {
+    return pl_db_session_send(s, PL_SQL_CURSOR_FETCH, NULL, NULL);
+}
+
+static int binary_rows(PGresult **res)
+{
+    if (PQnfields(*res) > 0 && PQfformat(*res, 0) != 1) {
+        PQclear(*res);
+        *res = NULL;
+        return pl_fail(PL_EDB, "the server returned text rows from a binary cursor");
+    }
+    return PL_OK;
+}
+
+int pl_cursor_each(pl_db_session *s, unsigned flags, int (*fn)(void *ctx, const PGresult *chunk),
+                   void *ctx)
+{
+    int ahead = (flags & PL_CURSOR_AHEAD) != 0;
+    int rc = ahead ? prefetch(s) : PL_OK;
+    while (rc == PL_OK) {
         PGresult *chunk = NULL;
-        if ((rc = pl_db_session_run(s, PL_SQL_CURSOR_FETCH, NULL, NULL, &chunk)))
+        if (ahead)
+            rc = pl_db_session_receive(s, &chunk);
+        else
+            rc = pl_db_session_run(s, PL_SQL_CURSOR_FETCH, NULL, NULL, &chunk);
+        if (rc || (rc = binary_rows(&chunk)))
             break;
-        int n = PQntuples(chunk);
+        int more = PQntuples(chunk) >= PL_CURSOR_CHUNK;
+        if (ahead && more && (rc = prefetch(s))) {
+            PQclear(chunk);
+            break;
+        }
         rc = fn(ctx, chunk);
         PQclear(chunk);
-        if (rc < 0)
-            return rc;
-        if (rc > 0 || n < PL_CURSOR_CHUNK)
+        if (rc || !more)
             break;
     }
-    return rc < 0 ? rc : pl_db_session_run(s, PL_SQL_CURSOR_CLOSE, NULL, NULL, NULL);
+    if (rc < 0) {
+        pl_db_session_drain(s); /* the caller rolls back */
+        return rc;
+    }
+    /* fn stopped early: the chunk asked for ahead still arrives, and a
+     * failure in it is this call's. */
+    if (pl_db_session_pending(s) && (rc = pl_db_session_receive(s, NULL)))
+        return rc;
+    return pl_db_session_run(s, PL_SQL_CURSOR_CLOSE, NULL, NULL, NULL);
 }
 
 int pl_cursor_open(pl_cursor *cur, pl_db *db, int select_stmt, const char *const *values,
@@ -66,12 +99,20 @@ int pl_cursor_open(pl_cursor *cur, pl_db *db, int select_stmt, const char *const
 
 int pl_cursor_fetch(pl_cursor *cur, int all, PGresult **out)
 {
-    int rc = pl_db_session_run(&cur->session, all ? PL_SQL_CURSOR_FETCH_ALL : PL_SQL_CURSOR_FETCH, NULL,
-                               NULL, out);
-    if (rc == PL_OK && PQnfields(*out) > 0 && PQfformat(*out, 0) != 1) {
+    *out = NULL;
+    pl_db_session *s = &cur->session;
+    int rc;
+    if (pl_db_session_pending(s))
+        rc = all ? pl_fail(PL_EDB, "internal: FETCH ALL behind a prefetched chunk")
+                 : pl_db_session_receive(s, out);
+    else
+        rc = pl_db_session_run(s, all ? PL_SQL_CURSOR_FETCH_ALL : PL_SQL_CURSOR_FETCH, NULL, NULL,
+                               out);
+    if (rc == PL_OK)
+        rc = binary_rows(out);
+    if (rc == PL_OK && !all && PQntuples(*out) >= PL_CURSOR_CHUNK && (rc = prefetch(s))) {
         PQclear(*out);
         *out = NULL;
-        rc = pl_fail(PL_EDB, "the server returned text rows from a binary cursor");
     }
     return rc;
 }
@@ -80,6 +121,9 @@ void pl_cursor_close(pl_cursor *cur, int ok)
 {
     if (!cur->session.conn)
         return;
+    /* A chunk asked for ahead (closed early): collected, so the connection
+     * goes back clean; one that failed fails the transaction, rolled back. */
+    pl_db_session_drain(&cur->session);
     if (pl_db_session_in_transaction(&cur->session)) {
         /* Keep the caller's error message: closing is not what failed. */
         pl_errsave saved;

@@ -255,6 +255,8 @@ int pl_db_session_begin(pl_db_session *s, pl_db *db, int cls, int begin_stmt)
     s->db = db;
     s->cls = cls;
     s->conn = NULL;
+    s->sent_stmt = -1;
+    s->sent_us = 0;
     PGresult *res = NULL;
     int rc = run_retried(db, db->primary, cls, begin_stmt, NULL, NULL, 0, &res, &s->conn);
     PQclear(res);
@@ -273,8 +275,53 @@ int pl_db_session_run(pl_db_session *s, int stmt, const char *const *values, con
     return rc;
 }
 
+int pl_db_session_send(pl_db_session *s, int stmt, const char *const *values, const int *lengths)
+{
+    const pl_pool_stmt st = pool_stmt(s->db, stmt);
+    int phase;
+    uint64_t start = pl_mono_us();
+    int rc = pl_conn_send(s->db->primary, s->conn, &st, values, lengths, &phase);
+    s->sent_us = pl_mono_us() - start;
+    s->sent_stmt = rc ? -1 : stmt; /* a failed send has nothing to receive */
+    if (rc)
+        pl_metrics_record(&s->db->metrics, stmt, s->sent_us, 1);
+    return rc;
+}
+
+int pl_db_session_receive(pl_db_session *s, PGresult **out)
+{
+    int phase;
+    PGresult *discard = NULL;
+    uint64_t start = pl_mono_us();
+    int rc = pl_conn_receive(s->db->primary, s->conn, out ? out : &discard, &phase);
+    PQclear(discard);
+    /* What the caller waited for: the send and this wait, not the work it
+     * did in between. */
+    if (s->sent_stmt >= 0)
+        pl_metrics_record(&s->db->metrics, s->sent_stmt, s->sent_us + (pl_mono_us() - start),
+                          rc != PL_OK);
+    s->sent_stmt = -1;
+    return rc;
+}
+
+int pl_db_session_pending(const pl_db_session *s)
+{
+    return s->conn && pl_conn_pending(s->conn);
+}
+
+void pl_db_session_drain(pl_db_session *s)
+{
+    if (!pl_db_session_pending(s))
+        return;
+    pl_errsave saved;
+    pl_error_save(&saved);
+    pl_db_session_receive(s, NULL);
+    pl_error_restore(&saved);
+}
+
 void pl_db_session_rollback_close(pl_db_session *s)
 {
+    pl_db_session_drain(s);
     if (s->conn && pl_db_session_in_transaction(s)) {
         /* Keep the caller's error message: ending is not what failed. */
         pl_errsave saved;

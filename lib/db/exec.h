@@ -67,6 +67,8 @@ typedef struct pl_db_session {
     pl_db *db;
     pl_conn *conn;
     int cls; /* enum pl_sql_class it was opened for */
+    int sent_stmt;    /* the statement pl_db_session_send sent, -1: none */
+    uint64_t sent_us; /* how long its send took (its metrics) */
 } pl_db_session;
 
 /* Takes a connection for a session of class cls (its share and deadline)
@@ -80,6 +82,20 @@ int pl_db_session_begin(pl_db_session *s, pl_db *db, int cls, int begin_stmt);
  * the rows are not wanted. */
 int pl_db_session_run(pl_db_session *s, int stmt, const char *const *values, const int *lengths,
                       PGresult **out);
+/* pl_db_session_run in two halves, so the server computes the next
+ * answer while the caller works on the last (cursor prefetch): send
+ * returns once the statement left; receive waits for its result, with
+ * pl_db_session_run's results and errors (out may be NULL). One statement
+ * may be pending at a time; any other statement on the session fails until
+ * it is received. The metrics count the send and the wait. */
+int pl_db_session_send(pl_db_session *s, int stmt, const char *const *values, const int *lengths);
+int pl_db_session_receive(pl_db_session *s, PGresult **out);
+/* Whether a statement sent on the session awaits pl_db_session_receive. */
+int pl_db_session_pending(const pl_db_session *s);
+/* Collects and discards a pending result, keeping the caller's error
+ * message (an iterator closed early). A failed one leaves the transaction
+ * failed or the connection broken, as pl_db_session_failed then says. */
+void pl_db_session_drain(pl_db_session *s);
 /* Runs text built from registry texts (a migration script, a DECLARE
  * around a registry SELECT), counted under stmt in the metrics. With
  * nparams > 0 the values are text parameters; without, the simple

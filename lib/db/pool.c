@@ -21,6 +21,8 @@ struct pl_conn {
     unsigned timeout_ms;                  /* per-connection deadline override, 0: pool's */
     int broken;
     int heavy;                            /* holds one of the pool's heavy shares */
+    int pending;                          /* a statement sent whose result is not
+                                             collected yet (pl_conn_send) */
 };
 
 /* A thread waiting for a connection. Waiters queue in arrival order and a
@@ -175,6 +177,7 @@ static void conn_close(pl_pool *p, pl_conn *c, int counted)
         }
     }
     c->broken = 0;
+    c->pending = 0;
 }
 
 int pl_pool_create(pl_pool **out, const pl_pool_config *cfg)
@@ -420,7 +423,9 @@ void pl_pool_release(pl_pool *p, pl_conn *c)
 {
     if (!c)
         return;
-    if (c->broken || (c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE)) {
+    /* A result still on its way would be read by the next user as theirs:
+     * such a connection is closed, as one left inside a transaction. */
+    if (c->broken || c->pending || (c->pg && PQtransactionStatus(c->pg) != PQTRANS_IDLE)) {
         conn_close(p, c, 1);
         pthread_mutex_lock(&p->mu);
         p->counters.reconnects++; /* the slot reconnects on its next use */
@@ -615,11 +620,33 @@ static int prepare(pl_pool *p, pl_conn *c, const pl_pool_stmt *st, int *phase)
     return rc;
 }
 
-int pl_conn_exec(pl_pool *p, pl_conn *c, const pl_pool_stmt *st, const char *const *values,
-                 const int *lengths, PGresult **out, int *phase)
+/* Flushes the request within the statement deadline (the rest of it is
+ * the result's, in finish). */
+static int flush(pl_pool *p, pl_conn *c, int *phase)
 {
-    *out = NULL;
+    unsigned timeout = c->timeout_ms ? c->timeout_ms : p->cfg.statement_timeout_ms;
+    uint64_t deadline = timeout ? pl_mono_us() + (uint64_t)timeout * 1000u : 0;
+    for (;;) {
+        int f = PQflush(c->pg);
+        if (f < 0)
+            return broken(p, c, phase, PL_PHASE_SEND, "while sending");
+        if (f == 0)
+            return PL_OK;
+        if (wait_socket(c->pg, POLLOUT | POLLIN, deadline) < 0)
+            return broken(p, c, phase, PL_PHASE_SEND, "(send timed out)");
+        if (!PQconsumeInput(c->pg))
+            return broken(p, c, phase, PL_PHASE_SEND, "while sending");
+    }
+}
+
+int pl_conn_send(pl_pool *p, pl_conn *c, const pl_pool_stmt *st, const char *const *values,
+                 const int *lengths, int *phase)
+{
     *phase = PL_PHASE_NONE;
+    if (c->pending) {
+        *phase = PL_PHASE_SEND;
+        return pl_fail(PL_EDB, "internal: a statement was sent while the previous one's result was pending");
+    }
     int formats[PL_POOL_MAX_PARAMS];
     for (int i = 0; i < st->nparams && i < PL_POOL_MAX_PARAMS; i++)
         formats[i] = st->params_binary;
@@ -640,13 +667,50 @@ int pl_conn_exec(pl_pool *p, pl_conn *c, const pl_pool_stmt *st, const char *con
     if (!ok)
         return broken(p, c, phase, PL_PHASE_SEND, "while sending");
     count_query(p);
-    return finish(p, c, out, phase);
+    c->pending = 1;
+    int rc = flush(p, c, phase);
+    /* The send failed: nothing will come (the connection is broken). */
+    if (rc)
+        c->pending = 0;
+    return rc;
+}
+
+int pl_conn_receive(pl_pool *p, pl_conn *c, PGresult **out, int *phase)
+{
+    *out = NULL;
+    *phase = PL_PHASE_NONE;
+    if (!c->pending) {
+        *phase = PL_PHASE_SEND;
+        return pl_fail(PL_EDB, "internal: a result was collected that no statement was sent for");
+    }
+    int rc = finish(p, c, out, phase);
+    /* Collected, or the connection is marked broken and will be closed;
+     * either way nothing more of it is pending. */
+    c->pending = 0;
+    return rc;
+}
+
+int pl_conn_pending(const pl_conn *c)
+{
+    return c->pending;
+}
+
+int pl_conn_exec(pl_pool *p, pl_conn *c, const pl_pool_stmt *st, const char *const *values,
+                 const int *lengths, PGresult **out, int *phase)
+{
+    *out = NULL;
+    int rc = pl_conn_send(p, c, st, values, lengths, phase);
+    return rc ? rc : pl_conn_receive(p, c, out, phase);
 }
 
 int pl_conn_exec_script(pl_pool *p, pl_conn *c, const char *sql, PGresult **out, int *phase)
 {
     *out = NULL;
     *phase = PL_PHASE_NONE;
+    if (c->pending) {
+        *phase = PL_PHASE_SEND;
+        return pl_fail(PL_EDB, "internal: a statement was sent while the previous one's result was pending");
+    }
     count_query(p);
     if (!PQsendQuery(c->pg, sql))
         return broken(p, c, phase, PL_PHASE_SEND, "while sending");

@@ -77,6 +77,18 @@ typedef struct pl_pool_stmt {
 int pl_conn_exec(pl_pool *p, pl_conn *c, const pl_pool_stmt *st, const char *const *values,
                  const int *lengths, PGresult **out, int *phase);
 
+/* pl_conn_exec in two halves, so the server computes while the caller
+ * works: pl_conn_send sends the statement (within the deadline) and
+ * returns; pl_conn_receive waits for its final result (the deadline counts
+ * from the call) with the same results and errors as pl_conn_exec. One
+ * statement at a time may be pending; a connection released with one
+ * pending is closed, never handed to the next caller. */
+int pl_conn_send(pl_pool *p, pl_conn *c, const pl_pool_stmt *st, const char *const *values,
+                 const int *lengths, int *phase);
+int pl_conn_receive(pl_pool *p, pl_conn *c, PGresult **out, int *phase);
+/* Whether a statement was sent on c and its result not collected. */
+int pl_conn_pending(const pl_conn *c);
+
 /* Runs a script of statements without parameters in the simple protocol
  * (migrations). */
 int pl_conn_exec_script(pl_pool *p, pl_conn *c, const char *sql, PGresult **out, int *phase);
