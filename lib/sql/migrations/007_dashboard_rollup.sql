@@ -204,15 +204,21 @@ CREATE TRIGGER provenance_rollup_erased AFTER UPDATE ON @S@.provenance_ledger
 -- for this call's window and horizon (EXECUTE). And JIT stays off: the
 -- query's cost looked high, and JIT compilation took 0.2 s (1M records) to
 -- 3 s (10M) of calls whose execution takes a few milliseconds.
+-- The horizon the rollup answers for, or NULL when it cannot answer (never
+-- advanced, or a partition attached that no step has registered yet).
+CREATE FUNCTION @S@.pl_rollup_horizon() RETURNS xid8
+LANGUAGE sql STABLE AS $fn$
+  SELECT s.horizon FROM @S@.rollup_state s WHERE s.id = 1 AND s.horizon IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = '@S@.provenance_ledger'::regclass
+  AND NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = i.inhrelid))
+$fn$;
 CREATE FUNCTION @S@.pl_dashboard_exact(p_from timestamptz, p_to timestamptz, p_source text)
 RETURNS TABLE (day bigint, source_type text, changes bigint, entities bigint, usable boolean, horizon bigint)
 LANGUAGE plpgsql STABLE SET jit = off AS $fn$
 DECLARE
   v_horizon xid8;
 BEGIN
-  SELECT s.horizon INTO v_horizon FROM @S@.rollup_state s WHERE s.id = 1 AND s.horizon IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = '@S@.provenance_ledger'::regclass
-  AND NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = i.inhrelid));
+  v_horizon := @S@.pl_rollup_horizon();
   RETURN QUERY EXECUTE $q$
   WITH att AS (SELECT i.inhrelid AS part FROM pg_catalog.pg_inherits i
   WHERE i.inhparent = '@S@.provenance_ledger'::regclass),
@@ -262,9 +268,7 @@ LANGUAGE plpgsql STABLE SET jit = off AS $fn$
 DECLARE
   v_horizon xid8;
 BEGIN
-  SELECT s.horizon INTO v_horizon FROM @S@.rollup_state s WHERE s.id = 1 AND s.horizon IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = '@S@.provenance_ledger'::regclass
-  AND NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = i.inhrelid));
+  v_horizon := @S@.pl_rollup_horizon();
   RETURN QUERY EXECUTE $q$
   WITH att AS (SELECT i.inhrelid AS part FROM pg_catalog.pg_inherits i
   WHERE i.inhparent = '@S@.provenance_ledger'::regclass),
