@@ -459,6 +459,24 @@ static void settle(pg_proxy *p)
     }
 }
 
+/* One read of a random kind while the proxy is armed: exact or a clear
+ * error, within bound; tallies its code (0: PL_ECONNECT, 1: PL_ETIMEOUT,
+ * 3: an answer) and disarms. */
+static int faulted_read(pl_ledger *l, pg_proxy *p, int ei, int fi, const char *why, double bound, double *worst,
+                        unsigned long *codes)
+{
+    int kind = (int)pick(RD_KINDS);
+    read_outcome o = checked_read(l, kind, ei, fi, 0, why);
+    int rc = o.rc;
+    *worst = o.ms > *worst ? o.ms : *worst;
+    ck_assert_msg(o.ms <= bound, "%s: took %.0f ms (bound %.0f ms)", why, o.ms, bound);
+    ck_assert_msg(rc == PL_OK || rc == PL_NOT_FOUND || rc == PL_ECONNECT || rc == PL_ETIMEOUT,
+                  "%s: a read -> %d (%s): %s", why, rc, pl_strerror(rc), pl_errmsg());
+    codes[rc == PL_ECONNECT ? 0 : rc == PL_ETIMEOUT ? 1 : 3]++;
+    pp_disarm(p);
+    return rc;
+}
+
 START_TEST(test_pg_proxy)
 {
     uint64_t seed = seed_once();
@@ -586,28 +604,12 @@ START_TEST(test_pg_proxy)
                 tu_sleep_ms(10);
             }
             t0 = tu_now_ms();
-            int kind = (int)pick(RD_KINDS);
-            read_outcome o = checked_read(l, kind, ei, fi, 0, why);
-            rc = o.rc;
-            worst = o.ms > worst ? o.ms : worst;
-            ck_assert_msg(o.ms <= bound, "%s: took %.0f ms (bound %.0f ms)", why, o.ms, bound);
-            ck_assert_msg(rc == PL_OK || rc == PL_NOT_FOUND || rc == PL_ECONNECT || rc == PL_ETIMEOUT,
-                          "%s: a read -> %d (%s): %s", why, rc, pl_strerror(rc), pl_errmsg());
-            codes[rc == PL_ECONNECT ? 0 : rc == PL_ETIMEOUT ? 1 : 3]++;
-            pp_disarm(p);
+            rc = faulted_read(l, p, ei, fi, why, bound, &worst, codes);
         } else {
             /* Twice for some cut reads: the library's one retry fails too
              * and the caller gets the error. */
             pp_arm(p, pl->action, pl->phase, PP_READ, pl->action == PP_CUT && pick(2) ? 2 : 1);
-            int kind = (int)pick(RD_KINDS);
-            read_outcome o = checked_read(l, kind, ei, fi, 0, why);
-            rc = o.rc;
-            worst = o.ms > worst ? o.ms : worst;
-            ck_assert_msg(o.ms <= bound, "%s: took %.0f ms (bound %.0f ms)", why, o.ms, bound);
-            ck_assert_msg(rc == PL_OK || rc == PL_NOT_FOUND || rc == PL_ECONNECT || rc == PL_ETIMEOUT,
-                          "%s: a read -> %d (%s): %s", why, rc, pl_strerror(rc), pl_errmsg());
-            codes[rc == PL_ECONNECT ? 0 : rc == PL_ETIMEOUT ? 1 : 3]++;
-            pp_disarm(p);
+            rc = faulted_read(l, p, ei, fi, why, bound, &worst, codes);
         }
         ck_assert_msg(pp_fired(p, pl->action, pl->phase, pl->kind) > 0, "%s: never fired", why);
         settle(p);
