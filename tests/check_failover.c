@@ -315,8 +315,14 @@ static void open_ledger(void)
     cfg.statement_timeout_ms = 5000;
     cfg.connect_timeout_ms = 2000;
     cfg.pool_wait_timeout_ms = 20000;
-    ck_assert_int_eq(pl_open(&S.l, &cfg), PL_OK);
     int rc = PL_ECONNECT;
+    for (int i = 0; i < 150 && rc != PL_OK; i++) {
+        rc = pl_open(&S.l, &cfg);
+        if (rc != PL_OK)
+            tu_sleep_ms(200);
+    }
+    ck_assert_msg(rc == PL_OK, "open: %s", pl_errmsg());
+    rc = PL_ECONNECT;
     for (int i = 0; i < 50 && rc != PL_OK; i++) {
         rc = pl_migrate(S.l);
         if (rc != PL_OK)
@@ -591,9 +597,11 @@ static Suite *failover_suite(void)
 {
     Suite *s = suite_create("failover");
     TCase *tc = tcase_create("switchover_then_kill");
+    tcase_set_timeout(tc, 540);
     tcase_add_test(tc, switchover_then_kill);
     suite_add_tcase(s, tc);
     tc = tcase_create("lost_commits");
+    tcase_set_timeout(tc, 300);
     tcase_add_test(tc, lost_commits_never_served);
     suite_add_tcase(s, tc);
     return s;
