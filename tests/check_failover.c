@@ -66,6 +66,7 @@ typedef struct {
 static struct {
     pl_ledger *l;
     char run[24];
+    int case_no; /* keys of each case differ: a key of an earlier case replays its receipt */
     atomic_int stop;
     pthread_mutex_t mu;
     /* per entity: the newest version any completed read or write returned */
@@ -116,8 +117,8 @@ static void *writer(void *arg)
     for (unsigned long seq = 0; !atomic_load(&S.stop); seq++) {
         int e = w * N_ENT + (int)(seq % N_ENT);
         entity_name(ent, sizeof ent, e);
-        snprintf(key, sizeof key, "fo-%s-w%d-%lu", S.run, w, seq);
-        snprintf(val, sizeof val, "%lu", seq);
+        snprintf(key, sizeof key, "fo-%s-c%d-w%d-%lu", S.run, S.case_no, w, seq);
+        snprintf(val, sizeof val, "%d%06lu", S.case_no, seq);
         pl_change c = tu_change(ent, "v", val);
         c.idempotency_key = key;
         pl_receipt r;
@@ -336,6 +337,7 @@ static pthread_t threads[N_WRITERS + N_CACHED + N_REALTIME];
 static void start_workload(void)
 {
     atomic_store(&S.stop, 0);
+    S.case_no++;
     S.last_write = now_s();
     S.max_gap = 0;
     int t = 0;

@@ -263,6 +263,9 @@ init_pgdata() { # init_pgdata NAME
         # survives, so fsync buys nothing here (and costs the shared CI disk).
         echo "fsync = off"
         echo "log_min_messages = warning"
+        # pg_basebackup (pg_autoctl's, for the standby) waits for a spread
+        # checkpoint: 90 s at the defaults, immediate at 0
+        echo "checkpoint_completion_target = 0"
     } >>"$FO_DIR/$1/postgresql.conf"
 }
 
@@ -344,6 +347,9 @@ pgautofailover.health_check_max_retries = 1
 pgautofailover.health_check_retry_delay = 500
 pgautofailover.node_considered_unhealthy_timeout = 4000
 pgautofailover.startup_grace_period = 2000
+# how long the monitor waits for a primary it lost to demote itself before
+# promoting the standby (default 30 s; README "High availability")
+pgautofailover.primary_demote_timeout = ${PL_FO_DEMOTE_TIMEOUT_MS:-10000}
 EOF
     spawn_node monitor run --pgdata "$FO_DIR/monitor" || die "monitor did not start"
     local i
