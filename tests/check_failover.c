@@ -426,7 +426,7 @@ static void wait_write_after(double t, double timeout_s)
 }
 
 /* One disturbance under load; returns the longest gap in seconds. */
-static double run_case(const char *label, const char *action)
+static double run_case(const char *label, const char *action, char *node, size_t node_n)
 {
     double secs = workload_seconds();
     size_t acks0 = S.n_acks;
@@ -456,22 +456,25 @@ static double run_case(const char *label, const char *action)
     asof_compare(&before, label);
     check_ledger(label);
     ck_assert_msg(gap < GAP_BOUND_S, "%s: %.1f s without a successful write", label, gap);
+    if (node)
+        snprintf(node, node_n, "%s", out);
     return gap;
 }
 
 START_TEST(switchover_then_kill)
 {
     open_ledger();
-    double a = run_case("A (pg_autoctl perform failover)", "perform-failover");
-    char killed[64] = "";
-    double b = run_case("B (primary node SIGKILLed, monitor fails over)", "kill-primary");
+    double a = run_case("A (pg_autoctl perform failover)", "perform-failover", NULL, 0);
+    char killed[64] = "", cmd[96];
+    double b = run_case("B (primary node SIGKILLed, monitor fails over)", "kill-primary", killed,
+                        sizeof killed);
     /* the node killed in B comes back as a secondary (for later cases) */
-    char prim[64] = "";
-    ctl("primary", prim, sizeof prim);
-    snprintf(killed, sizeof killed, "restart-node %s", strcmp(prim, "node1") ? "node1" : "node2");
-    ck_assert_int_eq(ctl(killed, NULL, 0), 0);
+    snprintf(cmd, sizeof cmd, "restart-node %s", killed);
+    double t0 = now_s();
+    ck_assert_int_eq(ctl(cmd, NULL, 0), 0);
     ck_assert_int_eq(ctl("wait-healthy", NULL, 0), 0);
-    printf("failover: longest gaps without a successful write: A %.2f s, B %.2f s\n", a, b);
+    printf("failover: %s back as secondary in %.1f s; longest gaps without a successful write: "
+           "A %.2f s, B %.2f s\n", killed, now_s() - t0, a, b);
     pl_close(S.l);
     free(S.acks);
 }
