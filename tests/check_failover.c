@@ -71,6 +71,13 @@ static struct {
     pthread_mutex_t mu;
     /* per entity: the newest version any completed read or write returned */
     version done[N_ENTITIES];
+    int done_by_write[N_ENTITIES]; /* done[e] came from a write's receipt */
+    struct {
+        int e, by_write;
+        version v, floor;
+        int origin;
+    } viol[64];
+    size_t n_viol;
     ack *acks;
     size_t n_acks;
     double last_write, max_gap;
@@ -86,10 +93,12 @@ static void entity_name(char *buf, size_t n, int e)
     snprintf(buf, n, "fo-%s-e%d", S.run, e);
 }
 
-static void note_done(int e, version v)
+static void note_done(int e, version v, int by_write)
 {
-    if (version_lt(S.done[e], v))
+    if (version_lt(S.done[e], v)) {
         S.done[e] = v;
+        S.done_by_write[e] = by_write;
+    }
 }
 
 static void violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -152,7 +161,7 @@ static void *writer(void *arg)
             a->id = r.id;
             a->tt = r.transaction_time;
         }
-        note_done(e, (version){r.transaction_time, r.id});
+        note_done(e, (version){r.transaction_time, r.id}, 1);
         pthread_mutex_unlock(&S.mu);
         tu_sleep_ms(2);
     }
@@ -169,6 +178,7 @@ static void *reader(void *arg)
         entity_name(ent, sizeof ent, e);
         pthread_mutex_lock(&S.mu);
         version floor = S.done[e];
+        int floor_by_write = S.done_by_write[e];
         pthread_mutex_unlock(&S.mu);
         pl_result *res = NULL;
         int rc = pl_current(&res, S.l, ent, "v", flags);
@@ -180,13 +190,24 @@ static void *reader(void *arg)
                 v = (version){rec->transaction_time, rec->id};
             }
             pl_result_free(res);
-            if (version_lt(v, floor))
+            if (version_lt(v, floor)) {
+                pthread_mutex_lock(&S.mu);
+                if (S.n_viol < sizeof S.viol / sizeof S.viol[0]) {
+                    S.viol[S.n_viol].e = e;
+                    S.viol[S.n_viol].by_write = floor_by_write;
+                    S.viol[S.n_viol].v = v;
+                    S.viol[S.n_viol].floor = floor;
+                    S.viol[S.n_viol].origin = origin;
+                    S.n_viol++;
+                }
+                pthread_mutex_unlock(&S.mu);
                 violation("%s read of %s returned (%" PRId64 ", %" PRId64
                           ") after (%" PRId64 ", %" PRId64 ") had returned (origin %d)",
                           flags & PL_REALTIME ? "realtime" : "cached", ent, v.tt, v.id, floor.tt,
                           floor.id, origin);
+            }
             pthread_mutex_lock(&S.mu);
-            note_done(e, v);
+            note_done(e, v, 0);
             S.reads_ok++;
             if (origin == PL_ORIGIN_CACHE)
                 S.cache_hits++;
@@ -403,6 +424,53 @@ static void asof_compare(const asof_set *s, const char *label)
     }
 }
 
+/* A read older than one that had returned: against an acknowledged write,
+ * or against a read whose record survived, it is a bug of ours. Against a
+ * read of a record the failover lost (never acknowledged: check_ledger
+ * holds every acknowledged one), it is PostgreSQL's: a commit is visible
+ * on the primary before the synchronous standby confirms it, so a read
+ * can see a commit that a failover then loses. Those fail only with
+ * PL_FAILOVER_STRICT_READS=1 (README "High availability"). */
+static void classify_violations(const char *label)
+{
+    if (S.violations == 0)
+        return;
+    PGconn *pg = primary_conn();
+    long ours = 0, lost = 0;
+    char first[300] = "";
+    for (size_t i = 0; i < S.n_viol; i++) {
+        char ent[64], id[32];
+        entity_name(ent, sizeof ent, S.viol[i].e);
+        snprintf(id, sizeof id, "%" PRId64, S.viol[i].floor.id);
+        const char *p[2] = {ent, id};
+        long long exists = q_ll(pg, "SELECT count(*) FROM provenance_ledger "
+                                    "WHERE entity_id = $1 AND id = $2::bigint", 2, p);
+        if (S.viol[i].by_write || exists) {
+            if (!ours++)
+                snprintf(first, sizeof first, "%s: (%" PRId64 ", %" PRId64 ") after %s (%" PRId64
+                         ", %" PRId64 ") that %s (origin %d)", ent, S.viol[i].v.tt, S.viol[i].v.id,
+                         S.viol[i].by_write ? "a write's receipt" : "a read of",
+                         S.viol[i].floor.tt, S.viol[i].floor.id,
+                         exists ? "survived" : "was lost", S.viol[i].origin);
+        } else {
+            lost++;
+        }
+    }
+    PQfinish(pg);
+    printf("failover: %s: %ld reads older than a returned one (first: %s); of the first %zu, %ld "
+           "after a read of a commit the failover lost (never acknowledged), %ld other\n",
+           label, S.violations, S.first_violation, S.n_viol, lost, ours);
+    fflush(stdout);
+    ck_assert_msg(ours == 0, "%s: %ld reads older than an acknowledged write or a surviving "
+                  "read; first: %s", label, ours, first);
+    const char *env = getenv("PL_FAILOVER_STRICT_READS");
+    int strict = env && strcmp(env, "1") == 0;
+    ck_assert_msg(!strict || lost == 0,
+                  "%s: %ld reads older than a read of a commit the failover lost", label, lost);
+    S.violations = 0;
+    S.n_viol = 0;
+}
+
 static double workload_seconds(void)
 {
     const char *s = getenv("PL_FAILOVER_SECONDS");
@@ -451,10 +519,9 @@ static double run_case(const char *label, const char *action, char *node, size_t
            label, action, t1 - t0, out[0] ? out : "-", gap, S.n_acks - acks0, S.write_retries,
            S.reads_ok, S.cache_hits, S.read_errors, S.violations - viol0);
     fflush(stdout);
-    ck_assert_msg(S.violations == 0, "%s: %ld reads older than a returned one, first: %s", label,
-                  S.violations, S.first_violation);
     asof_compare(&before, label);
     check_ledger(label);
+    classify_violations(label);
     ck_assert_msg(gap < GAP_BOUND_S, "%s: %.1f s without a successful write", label, gap);
     if (node)
         snprintf(node, node_n, "%s", out);
@@ -531,6 +598,7 @@ START_TEST(lost_commits_never_served)
                "until the cache epoch follows the PostgreSQL timeline)\n");
         return;
     }
+    ck_assert_int_eq(ctl("wait-healthy", NULL, 0), 0);
     open_ledger();
     char ent[64], key[64];
     snprintf(ent, sizeof ent, "fo-%s-lost", S.run);

@@ -157,10 +157,13 @@ node_states() {
         -c "SELECT nodename, reportedstate, goalstate FROM pgautofailover.node ORDER BY nodeid" 2>/dev/null
 }
 
-current_primary() {
+current_primary() { # primary, or wait_primary (writable, no standby yet)
     local name st goal
     while read -r name st goal; do
-        if [[ $st == primary && $goal == primary ]]; then echo "$name"; return 0; fi
+        if [[ $st == "$goal" && ($st == primary || $st == wait_primary) ]]; then
+            echo "$name"
+            return 0
+        fi
     done < <(node_states)
     return 1
 }
