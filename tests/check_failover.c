@@ -528,10 +528,45 @@ static double run_case(const char *label, const char *action, char *node, size_t
     return gap;
 }
 
+/* A second handle whose replica_conninfo names both nodes
+ * (target_session_attrs=prefer-standby): a PL_ALLOW_STALE read is answered
+ * by whichever node is the standby now. */
+static void replica_check(const char *label)
+{
+    pl_config cfg;
+    pl_config_init(&cfg);
+    cfg.pg_conninfo = getenv("PL_FO_CONNINFO");
+    cfg.replica_conninfo = getenv("PL_FO_REPLICA_CONNINFO");
+    cfg.schema = "provledger_fo";
+    cfg.pool_size = 2;
+    pl_ledger *l = NULL;
+    ck_assert_int_eq(pl_open(&l, &cfg), PL_OK);
+    char ent[64];
+    entity_name(ent, sizeof ent, 0);
+    int origin = -1, rc = PL_ECONNECT;
+    /* the standby replays the entity's first record within a moment */
+    for (int i = 0; i < 100; i++) {
+        pl_result *r = NULL;
+        rc = pl_current(&r, l, ent, "v", PL_ALLOW_STALE);
+        origin = pl_result_origin(r);
+        pl_result_free(r);
+        if (rc == PL_OK && origin == PL_ORIGIN_REPLICA)
+            break;
+        tu_sleep_ms(100);
+    }
+    printf("failover: %s: PL_ALLOW_STALE read through the multi-host replica_conninfo: %s, "
+           "origin %d\n", label, pl_strerror(rc), origin);
+    fflush(stdout);
+    ck_assert_int_eq(rc, PL_OK);
+    ck_assert_int_eq(origin, PL_ORIGIN_REPLICA);
+    pl_close(l);
+}
+
 START_TEST(switchover_then_kill)
 {
     open_ledger();
     double a = run_case("A (pg_autoctl perform failover)", "perform-failover", NULL, 0);
+    replica_check("after A");
     char killed[64] = "", cmd[96];
     double b = run_case("B (primary node SIGKILLed, monitor fails over)", "kill-primary", killed,
                         sizeof killed);
@@ -540,6 +575,7 @@ START_TEST(switchover_then_kill)
     double t0 = now_s();
     ck_assert_int_eq(ctl(cmd, NULL, 0), 0);
     ck_assert_int_eq(ctl("wait-healthy", NULL, 0), 0);
+    replica_check("after both failovers");
     printf("failover: %s back as secondary in %.1f s; longest gaps without a successful write: "
            "A %.2f s, B %.2f s\n", killed, now_s() - t0, a, b);
     pl_close(S.l);

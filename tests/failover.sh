@@ -19,6 +19,7 @@
 #       primary-conninfo    conninfo of that node alone
 #       standby-conninfo    conninfo of the other node alone
 #       wait-healthy        wait until primary + secondary
+#   (PL_FO_REPLICA_CONNINFO names both nodes, target_session_attrs=prefer-standby)
 #       perform-failover    pg_autoctl perform failover (waits for it)
 #       kill-primary        SIGKILL the primary node: its pg_autoctl
 #                           processes and its postmaster (the monitor then
@@ -381,7 +382,7 @@ EOF
     export PL_FO_DIR=$FO_DIR
     export PL_FO_CTL=$SELF
     export PL_FO_CONNINFO="host=127.0.0.1,127.0.0.1 port=$PORT1,$PORT2 dbname=$DB_NAME user=${RUN_AS:-$(id -un)} target_session_attrs=read-write connect_timeout=2"
-    export PL_FO_CONNINFO_ANY="host=127.0.0.1,127.0.0.1 port=$PORT1,$PORT2 dbname=$DB_NAME user=${RUN_AS:-$(id -un)} target_session_attrs=any connect_timeout=2"
+    export PL_FO_REPLICA_CONNINFO="host=127.0.0.1,127.0.0.1 port=$PORT1,$PORT2 dbname=$DB_NAME user=${RUN_AS:-$(id -un)} target_session_attrs=prefer-standby connect_timeout=2"
     export PL_FO_MONITOR="host=127.0.0.1 port=$MON_PORT dbname=pg_auto_failover user=autoctl_node"
     log "conninfo: $PL_FO_CONNINFO"
 
