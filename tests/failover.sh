@@ -290,6 +290,15 @@ cleanup() {
         for n in node1 node2 monitor; do
             wait_session_gone "$n" 20 || { kill_session "$n" KILL; wait_session_gone "$n" 5; }
         done
+        # a postmaster that left its session (or outlived its pg_autoctl)
+        local pid
+        for n in node1 node2 monitor; do
+            if pid=$(postmaster_pid "$n"); then
+                kill -QUIT "$pid" 2>/dev/null
+                sleep 1
+                kill -KILL "$pid" 2>/dev/null
+            fi
+        done
         if ((rc != 0)); then
             for n in monitor node1 node2; do
                 printf '\n===== last lines of %s.log =====\n' "$n" >&2
