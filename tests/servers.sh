@@ -751,7 +751,7 @@ stop_default_servers() {
 }
 
 cmd_deps() {
-    local -a want=(postgresql-15 postgresql-15-cron pgbouncer redis-server
+    local -a want=(postgresql-15 postgresql-15-cron postgresql-15-auto-failover pgbouncer redis-server
         redis-tools meson ninja-build pkg-config gcc g++ libpq-dev
         libhiredis-dev libjansson-dev libssl-dev check valgrind gnuplot-nox jq
         libmicrohttpd-dev curl
