@@ -154,29 +154,20 @@ static int arg_is(const char *a, size_t n, const char *s)
     return n == strlen(s) && strncasecmp(a, s, n) == 0;
 }
 
-static int contains(const char *p, size_t n, const char *s)
-{
-    size_t m = strlen(s);
-    for (size_t i = 0; i + m <= n; i++)
-        if (memcmp(p + i, s, m) == 0)
-            return 1;
-    return 0;
-}
-
 /* Which of lib/cache/scripts.c a script body is, by text it alone has. */
 static hr_target script_kind(const char *body, size_t n)
 {
-    if (contains(body, n, "return {4}"))
+    if (tp_contains(body, n, "return {4}"))
         return HR_T_LOOKUP;
-    if (contains(body, n, "'HLEN'"))
+    if (tp_contains(body, n, "'HLEN'"))
         return HR_T_FILL;
-    if (contains(body, n, "'W', d,"))
+    if (tp_contains(body, n, "'W', d,"))
         return HR_T_INTENT;
-    if (contains(body, n, "if s[3] == ARGV[1]"))
+    if (tp_contains(body, n, "if s[3] == ARGV[1]"))
         return HR_T_CLEAR;
-    if (contains(body, n, "if s[1] and s[3] then"))
+    if (tp_contains(body, n, "if s[1] and s[3] then"))
         return HR_T_INVALIDATE;
-    if (contains(body, n, "'HDEL'"))
+    if (tp_contains(body, n, "'HDEL'"))
         return HR_T_DROP;
     return HR_T_OTHER;
 }

@@ -78,20 +78,11 @@ static size_t typed_len(const tp_buf *b)
     return b->len >= n ? n : 0;
 }
 
-static int contains(const char *q, size_t n, const char *s)
-{
-    size_t m = strlen(s);
-    for (size_t i = 0; i + m <= n; i++)
-        if (memcmp(q + i, s, m) == 0)
-            return 1;
-    return 0;
-}
-
 static pp_kind sql_kind(const char *sql, size_t n)
 {
-    if (contains(sql, n, "pl_append("))
+    if (tp_contains(sql, n, "pl_append("))
         return PP_WRITE;
-    if (contains(sql, n, "provenance_") || contains(sql, n, "pl_read_asof"))
+    if (tp_contains(sql, n, "provenance_") || tp_contains(sql, n, "pl_read_asof"))
         return PP_READ;
     return PP_OTHER;
 }

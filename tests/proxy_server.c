@@ -42,6 +42,15 @@ void tp_buf_drop(tp_buf *b, size_t n)
     b->len -= n;
 }
 
+int tp_contains(const char *p, size_t n, const char *s)
+{
+    size_t m = strlen(s);
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(p + i, s, m) == 0)
+            return 1;
+    return 0;
+}
+
 int tp_send_all(int fd, const char *p, size_t n)
 {
     while (n > 0) {

@@ -23,6 +23,10 @@ void tp_buf_put(tp_buf *b, const void *p, size_t n);
 /* Removes the first n bytes (n <= b->len). */
 void tp_buf_drop(tp_buf *b, size_t n);
 
+/* Whether the n bytes at p hold the string s (not NUL-terminated: both
+ * proxies tell requests apart by text in their binary messages). */
+int tp_contains(const char *p, size_t n, const char *s);
+
 /* Sends all n bytes, retrying on EINTR and never raising SIGPIPE: 0, or -1
  * once the peer is gone. */
 int tp_send_all(int fd, const char *p, size_t n);
