@@ -1,35 +1,27 @@
-/* The hostile Redis (see hostile_redis.h). One thread accepts; one thread
- * per client connection reads a whole command, passes it to the real
- * Redis, reads the whole reply and decides whether to damage it. The
- * library pipelines commands; replies still go back one per command, in
+/* The hostile Redis (see hostile_redis.h). On a thread per client
+ * connection (tests/proxy_server.c), serve() reads a whole command,
+ * passes it to the real Redis, reads the whole reply and decides whether
+ * to damage it. The library pipelines commands; replies still go back one per command, in
  * order, so hiredis stays in step until a damaged reply breaks it.
  *
  * SPDX-License-Identifier: MIT */
 #include "hostile_redis.h"
 
-#include <arpa/inet.h>
+#include "proxy_server.h"
+
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define MAX_CONNS 256
 #define MAX_SHAS 16
 #define MAX_CAPTURED 8
 #define STALL_MAX_MS 10000 /* a stalled reply is closed after this at the latest */
-
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
 
 typedef struct captured {
     char *entry;
@@ -39,17 +31,9 @@ typedef struct captured {
 } captured;
 
 struct hostile_redis {
-    int listen_fd;
-    int port;
+    tp_server *srv;
     int upstream_port;
-    atomic_int stopping;
-    pthread_t acceptor;
     pthread_mutex_t mu;
-    struct slot {
-        pthread_t th;
-        atomic_int used;
-        atomic_int done;
-    } slots[MAX_CONNS];
     /* armed fault, under mu */
     hr_mode mode;
     unsigned mask;
@@ -67,12 +51,6 @@ struct hostile_redis {
     int ncap;
 };
 
-typedef struct conn_arg {
-    hostile_redis *h;
-    int fd;
-    int slot;
-} conn_arg;
-
 static const char *const mode_names[HR_NMODES] = {"none", "garbage", "wrong_type", "truncate",
                                                   "huge_bulk", "stall", "trickle", "forge"};
 static const char *const target_names[HR_NTARGETS] = {
@@ -88,47 +66,9 @@ const char *hr_target_name(hr_target t)
     return t >= 0 && t < HR_NTARGETS ? target_names[t] : "?";
 }
 
-static uint64_t rnd(hostile_redis *h)
-{
-    /* splitmix64, under h->mu */
-    uint64_t z = (h->rng += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void buf_put(buf *b, const void *p, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q)
-            abort();
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
-static void buf_drop(buf *b, size_t n)
-{
-    memmove(b->p, b->p + n, b->len - n);
-    b->len -= n;
-}
-
 /* Reads what fd has into b, waiting up to 100 ms. 1 read, 0 nothing yet,
  * -1 closed or failed. */
-static int fill(int fd, buf *b)
+static int fill(int fd, tp_buf *b)
 {
     struct pollfd pfd = {fd, POLLIN, 0};
     int n = poll(&pfd, 1, 100);
@@ -136,26 +76,7 @@ static int fill(int fd, buf *b)
         return 0;
     if (n < 0)
         return -1;
-    char tmp[65536];
-    ssize_t r = recv(fd, tmp, sizeof tmp, 0);
-    if (r <= 0)
-        return r < 0 && errno == EINTR ? 0 : -1;
-    buf_put(b, tmp, (size_t)r);
-    return 1;
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    return tp_read_into(fd, b);
 }
 
 /* The line at p (up to CRLF): its length without CRLF, or -1 incomplete. */
@@ -233,29 +154,20 @@ static int arg_is(const char *a, size_t n, const char *s)
     return n == strlen(s) && strncasecmp(a, s, n) == 0;
 }
 
-static int contains(const char *p, size_t n, const char *s)
-{
-    size_t m = strlen(s);
-    for (size_t i = 0; i + m <= n; i++)
-        if (memcmp(p + i, s, m) == 0)
-            return 1;
-    return 0;
-}
-
 /* Which of lib/cache/scripts.c a script body is, by text it alone has. */
 static hr_target script_kind(const char *body, size_t n)
 {
-    if (contains(body, n, "return {4}"))
+    if (tp_contains(body, n, "return {4}"))
         return HR_T_LOOKUP;
-    if (contains(body, n, "'HLEN'"))
+    if (tp_contains(body, n, "'HLEN'"))
         return HR_T_FILL;
-    if (contains(body, n, "'W', d,"))
+    if (tp_contains(body, n, "'W', d,"))
         return HR_T_INTENT;
-    if (contains(body, n, "if s[3] == ARGV[1]"))
+    if (tp_contains(body, n, "if s[3] == ARGV[1]"))
         return HR_T_CLEAR;
-    if (contains(body, n, "if s[1] and s[3] then"))
+    if (tp_contains(body, n, "if s[1] and s[3] then"))
         return HR_T_INVALIDATE;
-    if (contains(body, n, "'HDEL'"))
+    if (tp_contains(body, n, "'HDEL'"))
         return HR_T_DROP;
     return HR_T_OTHER;
 }
@@ -334,7 +246,7 @@ static void lookup_question(const char **av, const size_t *al, int ac, char *out
 static void capture(hostile_redis *h, const char *q, size_t qn, const char *entry, size_t len)
 {
     pthread_mutex_lock(&h->mu);
-    int slot = h->ncap < MAX_CAPTURED ? h->ncap++ : (int)(rnd(h) % MAX_CAPTURED);
+    int slot = h->ncap < MAX_CAPTURED ? h->ncap++ : (int)(tp_rand(&h->rng) % MAX_CAPTURED);
     captured *c = &h->cap[slot];
     free(c->entry);
     c->entry = malloc(len ? len : 1);
@@ -349,28 +261,28 @@ static void capture(hostile_redis *h, const char *q, size_t qn, const char *entr
     pthread_mutex_unlock(&h->mu);
 }
 
-static void put_bulk(buf *out, const char *p, size_t n)
+static void put_bulk(tp_buf *out, const char *p, size_t n)
 {
     char head[32];
     int hl = snprintf(head, sizeof head, "$%zu\r\n", n);
-    buf_put(out, head, (size_t)hl);
-    buf_put(out, p, n);
-    buf_put(out, "\r\n", 2);
+    tp_buf_put(out, head, (size_t)hl);
+    tp_buf_put(out, p, n);
+    tp_buf_put(out, "\r\n", 2);
 }
 
 /* A well-formed LOOKUP hit whose entry is not the genuine answer to this
  * question: one of its bytes changed, cut short, random bytes, or a
  * genuine entry captured for another question (a replay). Under h->mu. */
-static void forge(hostile_redis *h, const char *q, size_t qn, const char *rep, size_t rn, buf *out)
+static void forge(hostile_redis *h, const char *q, size_t qn, const char *rep, size_t rn, tp_buf *out)
 {
     const char *entry = NULL;
     size_t len = 0;
     int hit = lookup_entry(rep, rn, &entry, &len) == 0;
-    buf_put(out, "*2\r\n:1\r\n", 8);
-    int kind = (int)(rnd(h) % 4);
+    tp_buf_put(out, "*2\r\n:1\r\n", 8);
+    int kind = (int)(tp_rand(&h->rng) % 4);
     if (kind == 3) {
         for (int i = 0; i < h->ncap; i++) {
-            const captured *c = &h->cap[(i + (int)(rnd(h) % MAX_CAPTURED)) % h->ncap];
+            const captured *c = &h->cap[(i + (int)(tp_rand(&h->rng) % MAX_CAPTURED)) % h->ncap];
             if (c->len && (c->key_len != qn || memcmp(c->key, q, qn) != 0)) {
                 put_bulk(out, c->entry, c->len);
                 return;
@@ -385,18 +297,18 @@ static void forge(hostile_redis *h, const char *q, size_t qn, const char *rep, s
         if (!e)
             abort();
         memcpy(e, entry, len);
-        e[rnd(h) % len] ^= (char)(1 + rnd(h) % 255);
+        e[tp_rand(&h->rng) % len] ^= (char)(1 + tp_rand(&h->rng) % 255);
         put_bulk(out, e, len);
         free(e);
     } else if (kind == 1) { /* cut short */
-        put_bulk(out, entry, rnd(h) % len);
+        put_bulk(out, entry, tp_rand(&h->rng) % len);
     } else { /* random bytes of an entry's size */
-        size_t n = 72 + rnd(h) % 200;
+        size_t n = 72 + tp_rand(&h->rng) % 200;
         char *e = malloc(n);
         if (!e)
             abort();
         for (size_t i = 0; i < n; i++)
-            e[i] = (char)rnd(h);
+            e[i] = (char)tp_rand(&h->rng);
         put_bulk(out, e, n);
         free(e);
     }
@@ -440,7 +352,7 @@ static decision decide(hostile_redis *h, hr_target t)
     decision d = {HR_NONE, 0};
     pthread_mutex_lock(&h->mu);
     h->seen[t]++;
-    if (h->mode != HR_NONE && (h->mask & HR_BIT(t)) && rnd(h) % 1000 < h->permille &&
+    if (h->mode != HR_NONE && (h->mask & HR_BIT(t)) && tp_rand(&h->rng) % 1000 < h->permille &&
         (h->mode != HR_FORGE || t == HR_T_LOOKUP)) {
         d.mode = h->mode;
         d.trickle_ms = h->trickle_ms;
@@ -452,13 +364,13 @@ static decision decide(hostile_redis *h, hr_target t)
 
 /* Silence until the client hangs up (or STALL_MAX_MS), sending one byte of
  * bulk every trickle_ms when trickle_ms > 0. */
-static void stall(hostile_redis *h, int fd, unsigned trickle_ms)
+static void stall(tp_server *srv, int fd, unsigned trickle_ms)
 {
-    double end = now_ms() + STALL_MAX_MS, next = now_ms() + trickle_ms;
-    buf junk = {0};
-    while (!atomic_load(&h->stopping) && now_ms() < end) {
-        if (trickle_ms && now_ms() >= next) {
-            if (send_all(fd, "x", 1) < 0)
+    double end = tp_now_ms() + STALL_MAX_MS, next = tp_now_ms() + trickle_ms;
+    tp_buf junk = {0};
+    while (!tp_server_stopping(srv) && tp_now_ms() < end) {
+        if (trickle_ms && tp_now_ms() >= next) {
+            if (tp_send_all(fd, "x", 1) < 0)
                 break;
             next += trickle_ms;
         }
@@ -473,38 +385,16 @@ static void stall(hostile_redis *h, int fd, unsigned trickle_ms)
     free(junk.p);
 }
 
-static int connect_upstream(int port)
+static void serve(tp_server *srv, int cfd, void *ctx)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
-static void *conn_main(void *arg)
-{
-    conn_arg *ca = arg;
-    hostile_redis *h = ca->h;
-    int cfd = ca->fd, slot = ca->slot;
-    free(ca);
-    int ufd = connect_upstream(h->upstream_port);
-    buf in = {0}, up = {0}, out = {0};
-    while (ufd >= 0 && !atomic_load(&h->stopping)) {
+    hostile_redis *h = ctx;
+    int ufd = tp_connect_loopback(h->upstream_port);
+    tp_buf in = {0}, up = {0}, out = {0};
+    while (ufd >= 0 && !tp_server_stopping(srv)) {
         long clen;
         while ((clen = resp_len(in.p, in.len)) == 0) {
             int f = fill(cfd, &in);
-            if (f < 0 || atomic_load(&h->stopping))
+            if (f < 0 || tp_server_stopping(srv))
                 goto done;
         }
         if (clen < 0)
@@ -513,12 +403,12 @@ static void *conn_main(void *arg)
         size_t al[8];
         int ac = command_args(in.p, (size_t)clen, av, al, 8);
         hr_target t = classify(h, av, al, ac);
-        if (send_all(ufd, in.p, (size_t)clen) < 0)
+        if (tp_send_all(ufd, in.p, (size_t)clen) < 0)
             goto done;
         long rlen;
         while ((rlen = resp_len(up.p, up.len)) == 0) {
             int f = fill(ufd, &up);
-            if (f < 0 || atomic_load(&h->stopping))
+            if (f < 0 || tp_server_stopping(srv))
                 goto done;
         }
         if (rlen < 0)
@@ -539,51 +429,51 @@ static void *conn_main(void *arg)
         int close_after = 0;
         switch (d.mode) {
         case HR_NONE:
-            buf_put(&out, up.p, (size_t)rlen);
+            tp_buf_put(&out, up.p, (size_t)rlen);
             break;
         case HR_GARBAGE: {
             pthread_mutex_lock(&h->mu);
-            size_t i = rnd(h) % (sizeof garbage_replies / sizeof *garbage_replies);
+            size_t i = tp_rand(&h->rng) % (sizeof garbage_replies / sizeof *garbage_replies);
             pthread_mutex_unlock(&h->mu);
             const char *g = garbage_replies[i];
-            buf_put(&out, g, i == 1 ? 8 : strlen(g));
+            tp_buf_put(&out, g, i == 1 ? 8 : strlen(g));
             close_after = 1;
             break;
         }
         case HR_WRONG_TYPE: {
             pthread_mutex_lock(&h->mu);
-            const char *w = wrong_replies[rnd(h) % (sizeof wrong_replies / sizeof *wrong_replies)];
+            const char *w = wrong_replies[tp_rand(&h->rng) % (sizeof wrong_replies / sizeof *wrong_replies)];
             if (t == HR_T_LOOKUP && h->lookup_reply)
                 w = h->lookup_reply;
             pthread_mutex_unlock(&h->mu);
-            buf_put(&out, w, strlen(w));
+            tp_buf_put(&out, w, strlen(w));
             break;
         }
         case HR_TRUNCATE: {
             pthread_mutex_lock(&h->mu);
-            size_t k = 1 + rnd(h) % (size_t)(rlen - 1);
+            size_t k = 1 + tp_rand(&h->rng) % (size_t)(rlen - 1);
             pthread_mutex_unlock(&h->mu);
-            buf_put(&out, up.p, k);
+            tp_buf_put(&out, up.p, k);
             close_after = 1;
             break;
         }
         case HR_HUGE_BULK:
             if (t == HR_T_LOOKUP)
-                buf_put(&out, "*2\r\n:1\r\n$999999999999\r\nabc", 27);
+                tp_buf_put(&out, "*2\r\n:1\r\n$999999999999\r\nabc", 27);
             else
-                buf_put(&out, "$999999999999\r\nabc", 18);
+                tp_buf_put(&out, "$999999999999\r\nabc", 18);
             close_after = 2;
             break;
         case HR_STALL: {
             pthread_mutex_lock(&h->mu);
-            size_t k = rnd(h) % (size_t)rlen;
+            size_t k = tp_rand(&h->rng) % (size_t)rlen;
             pthread_mutex_unlock(&h->mu);
-            buf_put(&out, up.p, k);
+            tp_buf_put(&out, up.p, k);
             close_after = 2;
             break;
         }
         case HR_TRICKLE:
-            buf_put(&out, "$999999999999\r\n", 15);
+            tp_buf_put(&out, "$999999999999\r\n", 15);
             close_after = 3;
             break;
         case HR_FORGE:
@@ -594,73 +484,21 @@ static void *conn_main(void *arg)
         default:
             break;
         }
-        buf_drop(&in, (size_t)clen);
-        buf_drop(&up, (size_t)rlen);
-        if (send_all(cfd, out.p, out.len) < 0)
+        tp_buf_drop(&in, (size_t)clen);
+        tp_buf_drop(&up, (size_t)rlen);
+        if (tp_send_all(cfd, out.p, out.len) < 0)
             goto done;
         if (close_after >= 2)
-            stall(h, cfd, close_after == 3 ? d.trickle_ms : 0);
+            stall(srv, cfd, close_after == 3 ? d.trickle_ms : 0);
         if (close_after)
             goto done;
     }
 done:
     if (ufd >= 0)
         close(ufd);
-    close(cfd);
     free(in.p);
     free(up.p);
     free(out.p);
-    atomic_store(&h->slots[slot].done, 1);
-    return NULL;
-}
-
-/* A free thread slot (joining the threads that ended), or -1. */
-static int free_slot(hostile_redis *h)
-{
-    int found = -1;
-    for (int i = 0; i < MAX_CONNS; i++) {
-        struct slot *s = &h->slots[i];
-        if (s->used && atomic_load(&s->done)) {
-            pthread_join(s->th, NULL);
-            s->used = 0;
-        }
-        if (!s->used && found < 0)
-            found = i;
-    }
-    return found;
-}
-
-static void *accept_main(void *arg)
-{
-    hostile_redis *h = arg;
-    while (!atomic_load(&h->stopping)) {
-        struct pollfd pfd = {h->listen_fd, POLLIN, 0};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        int fd = accept4(h->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            continue;
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        conn_arg *ca = malloc(sizeof *ca);
-        int slot = free_slot(h);
-        if (!ca || slot < 0) {
-            free(ca);
-            close(fd);
-            continue;
-        }
-        ca->h = h;
-        ca->fd = fd;
-        ca->slot = slot;
-        atomic_store(&h->slots[slot].done, 0);
-        if (pthread_create(&h->slots[slot].th, NULL, conn_main, ca) != 0) {
-            free(ca);
-            close(fd);
-            continue;
-        }
-        h->slots[slot].used = 1;
-    }
-    return NULL;
 }
 
 hostile_redis *hr_start(int upstream_port, uint64_t seed)
@@ -672,23 +510,8 @@ hostile_redis *hr_start(int upstream_port, uint64_t seed)
     h->rng = seed;
     h->trickle_ms = 50;
     pthread_mutex_init(&h->mu, NULL);
-    h->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    if (h->listen_fd < 0 || bind(h->listen_fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-        listen(h->listen_fd, 64) < 0 || getsockname(h->listen_fd, (struct sockaddr *)&a, &al) < 0) {
-        if (h->listen_fd >= 0)
-            close(h->listen_fd);
-        pthread_mutex_destroy(&h->mu);
-        free(h);
-        return NULL;
-    }
-    h->port = ntohs(a.sin_port);
-    if (pthread_create(&h->acceptor, NULL, accept_main, h) != 0) {
-        close(h->listen_fd);
+    h->srv = tp_server_start(serve, h, MAX_CONNS);
+    if (!h->srv) {
         pthread_mutex_destroy(&h->mu);
         free(h);
         return NULL;
@@ -698,7 +521,7 @@ hostile_redis *hr_start(int upstream_port, uint64_t seed)
 
 int hr_port(const hostile_redis *h)
 {
-    return h->port;
+    return tp_server_port(h->srv);
 }
 
 void hr_arm(hostile_redis *h, hr_mode mode, unsigned target_mask, unsigned permille)
@@ -757,12 +580,7 @@ void hr_stop(hostile_redis *h)
 {
     if (!h)
         return;
-    atomic_store(&h->stopping, 1);
-    pthread_join(h->acceptor, NULL);
-    for (int i = 0; i < MAX_CONNS; i++)
-        if (h->slots[i].used)
-            pthread_join(h->slots[i].th, NULL);
-    close(h->listen_fd);
+    tp_server_stop(h->srv);
     for (int i = 0; i < h->ncap; i++)
         free(h->cap[i].entry);
     pthread_mutex_destroy(&h->mu);

@@ -1,5 +1,5 @@
-/* The cutting PostgreSQL proxy (see pg_proxy.h). One thread accepts; one
- * thread per connection pumps both directions. The client's typed messages
+/* The cutting PostgreSQL proxy (see pg_proxy.h). On a thread per
+ * connection (tests/proxy_server.c), serve() pumps both directions. The client's typed messages
  * are held until their request is whole (Query, or up to Sync), so that
  * the proxy knows what the request is before any of it reaches the
  * server; the server's bytes pass as they come, except after a request the
@@ -9,41 +9,22 @@
  * SPDX-License-Identifier: MIT */
 #include "pg_proxy.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include "proxy_server.h"
+
 #include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_CONNS 128
 #define MAX_NAMES 256
 #define STALL_MAX_MS 15000
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
 struct pg_proxy {
-    int listen_fd;
-    int port;
+    tp_server *srv;
     int upstream_port;
-    atomic_int stopping;
-    pthread_t acceptor;
     pthread_mutex_t mu;
-    struct slot {
-        pthread_t th;
-        atomic_int used;
-        atomic_int done;
-    } slots[MAX_CONNS];
     int armed;
     pp_action action;
     pp_phase phase;
@@ -52,12 +33,6 @@ struct pg_proxy {
     unsigned long fired[PP_NACTIONS][PP_NPHASES][PP_NKINDS];
     unsigned long requests[PP_NKINDS];
 };
-
-typedef struct conn_arg {
-    pg_proxy *p;
-    int fd;
-    int slot;
-} conn_arg;
 
 /* Prepared statement names of one connection and the kind of their SQL. */
 typedef struct names {
@@ -87,73 +62,6 @@ const char *pp_kind_name(pp_kind k)
     return k >= 0 && k < PP_NKINDS ? kind_names[k] : "?";
 }
 
-static uint64_t rnd(pg_proxy *p)
-{
-    uint64_t z = (p->rng += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void buf_put(buf *b, const void *q, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 8192;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *r = realloc(b->p, cap);
-        if (!r)
-            abort();
-        b->p = r;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, q, n);
-    b->len += n;
-}
-
-static void buf_drop(buf *b, size_t n)
-{
-    memmove(b->p, b->p + n, b->len - n);
-    b->len -= n;
-}
-
-static int send_all(int fd, const char *q, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, q, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        q += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Appends what fd has to b: 1 read, -1 closed or failed. */
-static int read_into(int fd, buf *b)
-{
-    char tmp[65536];
-    for (;;) {
-        ssize_t r = recv(fd, tmp, sizeof tmp, 0);
-        if (r > 0) {
-            buf_put(b, tmp, (size_t)r);
-            return 1;
-        }
-        if (r < 0 && errno == EINTR)
-            continue;
-        return -1;
-    }
-}
-
 static uint32_t be32(const char *q)
 {
     const unsigned char *u = (const unsigned char *)q;
@@ -162,7 +70,7 @@ static uint32_t be32(const char *q)
 
 /* Length of the typed message at the start of b (type byte included), 0
  * when incomplete. */
-static size_t typed_len(const buf *b)
+static size_t typed_len(const tp_buf *b)
 {
     if (b->len < 5)
         return 0;
@@ -170,20 +78,11 @@ static size_t typed_len(const buf *b)
     return b->len >= n ? n : 0;
 }
 
-static int contains(const char *q, size_t n, const char *s)
-{
-    size_t m = strlen(s);
-    for (size_t i = 0; i + m <= n; i++)
-        if (memcmp(q + i, s, m) == 0)
-            return 1;
-    return 0;
-}
-
 static pp_kind sql_kind(const char *sql, size_t n)
 {
-    if (contains(sql, n, "pl_append("))
+    if (tp_contains(sql, n, "pl_append("))
         return PP_WRITE;
-    if (contains(sql, n, "provenance_") || contains(sql, n, "pl_read_asof"))
+    if (tp_contains(sql, n, "provenance_") || tp_contains(sql, n, "pl_read_asof"))
         return PP_READ;
     return PP_OTHER;
 }
@@ -232,7 +131,7 @@ static pp_kind bind_kind(const names *nm, const char *body, size_t n)
 
 /* What a whole request (its messages back to back) is, and whether it
  * runs anything (Parse alone does not). */
-static pp_kind request_kind(names *nm, const buf *req, int *runs)
+static pp_kind request_kind(names *nm, const tp_buf *req, int *runs)
 {
     pp_kind k = PP_OTHER;
     *runs = 0;
@@ -255,15 +154,15 @@ static pp_kind request_kind(names *nm, const buf *req, int *runs)
 }
 
 /* Silence until the client hangs up (its bytes are read and dropped). */
-static void stall(pg_proxy *p, int cfd)
+static void stall(tp_server *srv, int cfd)
 {
-    double end = now_ms() + STALL_MAX_MS;
-    buf junk = {0};
-    while (!atomic_load(&p->stopping) && now_ms() < end) {
+    double end = tp_now_ms() + STALL_MAX_MS;
+    tp_buf junk = {0};
+    while (!tp_server_stopping(srv) && tp_now_ms() < end) {
         struct pollfd pfd = {cfd, POLLIN, 0};
         int n = poll(&pfd, 1, 50);
         if (n > 0) {
-            if (read_into(cfd, &junk) < 0)
+            if (tp_read_into(cfd, &junk) < 0)
                 break;
             junk.len = 0;
         }
@@ -271,34 +170,15 @@ static void stall(pg_proxy *p, int cfd)
     free(junk.p);
 }
 
-static int connect_upstream(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
 /* Reads from fd into b until it holds n bytes; -1 on close. */
-static int read_n(pg_proxy *p, int fd, buf *b, size_t n)
+static int read_n(tp_server *srv, int fd, tp_buf *b, size_t n)
 {
     while (b->len < n) {
-        if (atomic_load(&p->stopping))
+        if (tp_server_stopping(srv))
             return -1;
         struct pollfd pfd = {fd, POLLIN, 0};
         int r = poll(&pfd, 1, 100);
-        if (r > 0 && read_into(fd, b) < 0)
+        if (r > 0 && tp_read_into(fd, b) < 0)
             return -1;
     }
     return 0;
@@ -306,7 +186,7 @@ static int read_n(pg_proxy *p, int fd, buf *b, size_t n)
 
 /* Holds the server's answer up to its ReadyForQuery: the byte count of
  * that answer in *answer (ReadyForQuery included), -1 on close. */
-static int read_answer(pg_proxy *p, int ufd, buf *b, size_t *answer)
+static int read_answer(tp_server *srv, int ufd, tp_buf *b, size_t *answer)
 {
     for (;;) {
         size_t off = 0;
@@ -321,7 +201,7 @@ static int read_answer(pg_proxy *p, int ufd, buf *b, size_t *answer)
                 return 0;
             }
         }
-        if (read_n(p, ufd, b, b->len + 1) < 0)
+        if (read_n(srv, ufd, b, b->len + 1) < 0)
             return -1;
     }
 }
@@ -359,7 +239,7 @@ static fault decide_startup(pg_proxy *p, size_t *after)
         f.action = p->action;
         p->armed--;
         p->fired[f.action][PP_AT_STARTUP][PP_OTHER]++;
-        *after = (size_t)(rnd(p) % 150); /* the answer is some 400 bytes */
+        *after = (size_t)(tp_rand(&p->rng) % 150); /* the answer is some 400 bytes */
     }
     pthread_mutex_unlock(&p->mu);
     return f;
@@ -368,7 +248,7 @@ static fault decide_startup(pg_proxy *p, size_t *after)
 static size_t pick(pg_proxy *p, size_t lo, size_t hi)
 {
     pthread_mutex_lock(&p->mu);
-    size_t v = hi > lo ? lo + (size_t)(rnd(p) % (hi - lo)) : lo;
+    size_t v = hi > lo ? lo + (size_t)(tp_rand(&p->rng) % (hi - lo)) : lo;
     pthread_mutex_unlock(&p->mu);
     return v;
 }
@@ -376,69 +256,66 @@ static size_t pick(pg_proxy *p, size_t lo, size_t hi)
 /* Passes the untyped startup packets (SSL/GSS requests are refused by the
  * server with one byte); returns 1 for a cancel request, which then just
  * passes through; 0 once the startup packet went; -1 on close. */
-static int startup(pg_proxy *p, int cfd, int ufd, buf *in)
+static int startup(tp_server *srv, int cfd, int ufd, tp_buf *in)
 {
     for (;;) {
-        if (read_n(p, cfd, in, 8) < 0)
+        if (read_n(srv, cfd, in, 8) < 0)
             return -1;
         size_t len = be32(in->p);
         uint32_t code = be32(in->p + 4);
-        if (len < 8 || len > 100000 || read_n(p, cfd, in, len) < 0)
+        if (len < 8 || len > 100000 || read_n(srv, cfd, in, len) < 0)
             return -1;
-        if (send_all(ufd, in->p, len) < 0)
+        if (tp_send_all(ufd, in->p, len) < 0)
             return -1;
-        buf_drop(in, len);
+        tp_buf_drop(in, len);
         if (code == 80877102u)
             return 1;
         if (code != 80877103u && code != 80877104u)
             return 0;
-        buf one = {0};
-        int r = read_n(p, ufd, &one, 1);
-        r = r < 0 ? -1 : send_all(cfd, one.p, 1);
+        tp_buf one = {0};
+        int r = read_n(srv, ufd, &one, 1);
+        r = r < 0 ? -1 : tp_send_all(cfd, one.p, 1);
         free(one.p);
         if (r < 0)
             return -1;
     }
 }
 
-static void *conn_main(void *arg)
+static void serve(tp_server *srv, int cfd, void *ctx)
 {
-    conn_arg *ca = arg;
-    pg_proxy *p = ca->p;
-    int cfd = ca->fd, slot = ca->slot;
-    free(ca);
-    int ufd = connect_upstream(p->upstream_port);
-    buf in = {0}, up = {0}, req = {0};
+    pg_proxy *p = ctx;
+    int ufd = tp_connect_loopback(p->upstream_port);
+    tp_buf in = {0}, up = {0}, req = {0};
     names nm = {.n = 0, .unnamed = PP_OTHER};
-    int cancel = ufd < 0 ? -1 : startup(p, cfd, ufd, &in);
+    int cancel = ufd < 0 ? -1 : startup(srv, cfd, ufd, &in);
     if (cancel < 0)
         goto done;
     size_t cut_after = 0, passed = 0;
     fault sf = cancel ? (fault){0, PP_CUT, PP_AT_STARTUP} : decide_startup(p, &cut_after);
     if (sf.fire && cut_after == 0)
         goto startup_fault;
-    while (!atomic_load(&p->stopping)) {
+    while (!tp_server_stopping(srv)) {
         struct pollfd pfd[2] = {{cfd, POLLIN, 0}, {ufd, POLLIN, 0}};
         if (poll(pfd, 2, 100) <= 0)
             continue;
         if (pfd[1].revents) {
-            if (read_into(ufd, &up) < 0)
+            if (tp_read_into(ufd, &up) < 0)
                 goto done;
             if (sf.fire && passed + up.len >= cut_after) {
-                send_all(cfd, up.p, cut_after - passed);
+                tp_send_all(cfd, up.p, cut_after - passed);
                 goto startup_fault;
             }
             passed += up.len;
-            if (send_all(cfd, up.p, up.len) < 0)
+            if (tp_send_all(cfd, up.p, up.len) < 0)
                 goto done;
             up.len = 0;
         }
         if (!pfd[0].revents)
             continue;
-        if (read_into(cfd, &in) < 0)
+        if (tp_read_into(cfd, &in) < 0)
             goto done;
         if (cancel) {
-            if (send_all(ufd, in.p, in.len) < 0)
+            if (tp_send_all(ufd, in.p, in.len) < 0)
                 goto done;
             in.len = 0;
             continue;
@@ -446,8 +323,8 @@ static void *conn_main(void *arg)
         size_t n;
         while ((n = typed_len(&in)) > 0) {
             char t = in.p[0];
-            buf_put(&req, in.p, n);
-            buf_drop(&in, n);
+            tp_buf_put(&req, in.p, n);
+            tp_buf_drop(&in, n);
             /* Extended-protocol parts wait for their Sync; the rest
              * (Query, password, Terminate, ...) is a request of its own. */
             if (t == 'P' || t == 'B' || t == 'D' || t == 'E' || t == 'C' || t == 'H')
@@ -456,91 +333,40 @@ static void *conn_main(void *arg)
             pp_kind k = request_kind(&nm, &req, &runs);
             fault f = runs ? decide(p, k) : (fault){0, PP_CUT, PP_AT_REQUEST};
             if (!f.fire) {
-                if (send_all(ufd, req.p, req.len) < 0)
+                if (tp_send_all(ufd, req.p, req.len) < 0)
                     goto done;
                 req.len = 0;
                 continue;
             }
             if (f.phase == PP_AT_REQUEST) {
                 size_t k2 = pick(p, 1, req.len);
-                send_all(ufd, req.p, k2);
+                tp_send_all(ufd, req.p, k2);
             } else {
-                if (send_all(ufd, req.p, req.len) < 0)
+                if (tp_send_all(ufd, req.p, req.len) < 0)
                     goto done;
                 if (f.phase == PP_AT_RESPONSE) {
                     size_t answer;
-                    if (read_answer(p, ufd, &up, &answer) < 0)
+                    if (read_answer(srv, ufd, &up, &answer) < 0)
                         goto done;
-                    send_all(cfd, up.p, pick(p, 1, answer));
+                    tp_send_all(cfd, up.p, pick(p, 1, answer));
                 }
             }
             if (f.action == PP_STALL)
-                stall(p, cfd);
+                stall(srv, cfd);
             goto done;
         }
     }
     goto done;
 startup_fault:
     if (sf.action == PP_STALL)
-        stall(p, cfd);
+        stall(srv, cfd);
 done:
     if (ufd >= 0)
         close(ufd);
-    close(cfd);
     free(in.p);
     free(up.p);
     free(req.p);
     names_free(&nm);
-    atomic_store(&p->slots[slot].done, 1);
-    return NULL;
-}
-
-static int free_slot(pg_proxy *p)
-{
-    int found = -1;
-    for (int i = 0; i < MAX_CONNS; i++) {
-        struct slot *s = &p->slots[i];
-        if (s->used && atomic_load(&s->done)) {
-            pthread_join(s->th, NULL);
-            s->used = 0;
-        }
-        if (!s->used && found < 0)
-            found = i;
-    }
-    return found;
-}
-
-static void *accept_main(void *arg)
-{
-    pg_proxy *p = arg;
-    while (!atomic_load(&p->stopping)) {
-        struct pollfd pfd = {p->listen_fd, POLLIN, 0};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            continue;
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        conn_arg *ca = malloc(sizeof *ca);
-        int slot = free_slot(p);
-        if (!ca || slot < 0) {
-            free(ca);
-            close(fd);
-            continue;
-        }
-        ca->p = p;
-        ca->fd = fd;
-        ca->slot = slot;
-        atomic_store(&p->slots[slot].done, 0);
-        if (pthread_create(&p->slots[slot].th, NULL, conn_main, ca) != 0) {
-            free(ca);
-            close(fd);
-            continue;
-        }
-        p->slots[slot].used = 1;
-    }
-    return NULL;
 }
 
 pg_proxy *pp_start(int upstream_port, uint64_t seed)
@@ -551,28 +377,18 @@ pg_proxy *pp_start(int upstream_port, uint64_t seed)
     p->upstream_port = upstream_port;
     p->rng = seed;
     pthread_mutex_init(&p->mu, NULL);
-    p->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    if (p->listen_fd < 0 || bind(p->listen_fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-        listen(p->listen_fd, 64) < 0 || getsockname(p->listen_fd, (struct sockaddr *)&a, &al) < 0 ||
-        pthread_create(&p->acceptor, NULL, accept_main, p) != 0) {
-        if (p->listen_fd >= 0)
-            close(p->listen_fd);
+    p->srv = tp_server_start(serve, p, MAX_CONNS);
+    if (!p->srv) {
         pthread_mutex_destroy(&p->mu);
         free(p);
         return NULL;
     }
-    p->port = ntohs(a.sin_port);
     return p;
 }
 
 int pp_port(const pg_proxy *p)
 {
-    return p->port;
+    return tp_server_port(p->srv);
 }
 
 void pp_arm(pg_proxy *p, pp_action action, pp_phase phase, pp_kind kind, int count)
@@ -618,22 +434,14 @@ unsigned long pp_requests(pg_proxy *p, pp_kind kind)
 
 int pp_live(pg_proxy *p)
 {
-    int n = 0;
-    for (int i = 0; i < MAX_CONNS; i++)
-        n += p->slots[i].used && !atomic_load(&p->slots[i].done);
-    return n;
+    return tp_server_live(p->srv);
 }
 
 void pp_stop(pg_proxy *p)
 {
     if (!p)
         return;
-    atomic_store(&p->stopping, 1);
-    pthread_join(p->acceptor, NULL);
-    for (int i = 0; i < MAX_CONNS; i++)
-        if (p->slots[i].used)
-            pthread_join(p->slots[i].th, NULL);
-    close(p->listen_fd);
+    tp_server_stop(p->srv);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
