@@ -290,8 +290,14 @@ cleanup() {
         for n in node1 node2 monitor; do
             wait_session_gone "$n" 20 || { kill_session "$n" KILL; wait_session_gone "$n" 5; }
         done
-        # a postmaster that left its session (or outlived its pg_autoctl)
         local pid
+        if [[ -f $FO_DIR/stopped.pids ]]; then
+            while read -r pid; do
+                kill -CONT "$pid" 2>/dev/null
+                kill -KILL "$pid" 2>/dev/null
+            done <"$FO_DIR/stopped.pids"
+        fi
+        # a postmaster that left its session (or outlived its pg_autoctl)
         for n in node1 node2 monitor; do
             if pid=$(postmaster_pid "$n"); then
                 kill -QUIT "$pid" 2>/dev/null
@@ -453,6 +459,9 @@ cmd_ctl() {
         for pid in $("$PG_BIN/psql" -X -q -A -t -d "$(node_conninfo "$p")" \
             -c "SELECT pid FROM pg_stat_replication"); do
             kill "-$sig" "$pid"
+            # A stopped walsender outlives a killed postmaster (and keeps
+            # its logger alive): cleanup wakes and kills the ones noted.
+            [[ $sig == STOP ]] && echo "$pid" >>"$FO_DIR/stopped.pids"
         done
         ;;
     *) die "unknown ctl action: $action" ;;
