@@ -37,7 +37,6 @@ readonly PG_BIN=/usr/lib/postgresql/15/bin
 readonly SVC_USER=provledger
 readonly DB_NAME=provledger_test
 readonly READY_TIMEOUT=${PL_FO_READY_TIMEOUT:-120}
-readonly PORT_LOCK_PREFIX=/tmp/.provledger-port-
 
 SELF=$(readlink -f -- "${BASH_SOURCE[0]}")
 readonly SELF
@@ -75,52 +74,9 @@ pid_alive() {
     [[ ${stat%% *} != Z ]]
 }
 
-# --- ports (the same lock scheme as tests/servers.sh) ----------------------
-
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]
-}
-
-reserve_port() {
-    local p=$1 lock=$PORT_LOCK_PREFIX$1 owner=""
-    if ! mkdir -- "$lock" 2>/dev/null; then
-        read -r owner <"$lock/pid" 2>/dev/null || true
-        [[ $owner =~ ^[0-9]+$ && -d /proc/$owner ]] && return 1
-        [[ -n $owner ]] || return 1
-        mv -- "$lock" "$lock.stale.$$" 2>/dev/null || return 1
-        rm -rf -- "$lock.stale.$$"
-        mkdir -- "$lock" 2>/dev/null || return 1
-    fi
-    echo "$$" >"$lock/pid"
-    RESERVED_PORTS+=("$p")
-}
-
-release_ports() {
-    local p owner
-    for p in "${RESERVED_PORTS[@]}"; do
-        owner=""
-        read -r owner <"$PORT_LOCK_PREFIX$p/pid" 2>/dev/null || true
-        [[ $owner == "$$" ]] && rm -rf -- "$PORT_LOCK_PREFIX$p"
-    done
-    RESERVED_PORTS=()
-}
-
-pick_port() {
-    local -n out=$1
-    local start p i
-    start=$((20000 + (RANDOM * 32768 + RANDOM) % 30001))
-    for ((i = 0; i < 30001; i++)); do
-        p=$((20000 + (start - 20000 + i) % 30001))
-        port_in_use "$p" && continue
-        reserve_port "$p" || continue
-        port_in_use "$p" && continue
-        # shellcheck disable=SC2034
-        out=$p
-        return 0
-    done
-    die "no free TCP port"
-}
+# --- ports: tests/ports.sh (the same reservations as tests/servers.sh) -----
+# shellcheck source=tests/ports.sh
+source "$(dirname -- "$SELF")/ports.sh"
 
 # --- state shared between run and ctl --------------------------------------
 
