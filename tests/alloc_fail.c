@@ -90,6 +90,17 @@ static int find_crypto(struct dl_phdr_info *info, size_t size, void *arg)
     return 1;
 }
 
+/* PL_ALLOC_FAIL_TRACE=1: where the failing allocation was asked for
+ * (addr2line -e ... turns the frames into lines); what backtrace()
+ * allocates comes after N, so it cannot fail. A function of its own: a
+ * stack array in should_fail() gets ASan's instrumented frame, which
+ * crashes when ASan's own start-up allocates before it is ready. */
+static __attribute__((noinline)) void trace_here(void)
+{
+    void *frames[24];
+    backtrace_symbols_fd(frames, backtrace(frames, 24), 2);
+}
+
 /* Whether this allocation, asked for by code at caller, is the one that
  * fails. */
 static int should_fail(const void *caller)
@@ -100,14 +111,8 @@ static int should_fail(const void *caller)
     long n = atomic_fetch_add(&counted[cls], 1) + 1;
     if (cls == atomic_load(&fail_class) && n == atomic_load(&fail_at)) {
         atomic_store(&fired, 1);
-        /* PL_ALLOC_FAIL_TRACE=1: where the failing allocation was asked
-         * for (addr2line -e ... turns the frames into lines). */
-        if (getenv("PL_ALLOC_FAIL_TRACE")) {
-            void *frames[24];
-            paused = 1;
-            backtrace_symbols_fd(frames, backtrace(frames, 24), 2);
-            paused = 0;
-        }
+        if (getenv("PL_ALLOC_FAIL_TRACE"))
+            trace_here();
         return 1;
     }
     return 0;
