@@ -212,6 +212,18 @@ LANGUAGE sql STABLE AS $fn$
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = '@S@.provenance_ledger'::regclass
   AND NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = i.inhrelid))
 $fn$;
+-- The days the window [p_from, p_to) cuts: some of their rolled-up records
+-- fall outside it, so those days are read from the base table. A plain
+-- SQL function, inlined into the statements that call it.
+CREATE FUNCTION @S@.pl_rollup_live_days(p_from timestamptz, p_to timestamptz) RETURNS SETOF timestamptz
+LANGUAGE sql STABLE AS $fn$
+  SELECT DISTINCT d.day FROM @S@.rollup_day d
+  WHERE d.part IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                   WHERE i.inhparent = '@S@.provenance_ledger'::regclass)
+  AND d.day > coalesce(p_from, '-infinity') - interval '24 hours'
+  AND d.day < coalesce(p_to, 'infinity')
+  AND (d.min_tt < coalesce(p_from, '-infinity') OR d.max_tt >= coalesce(p_to, 'infinity'))
+$fn$;
 CREATE FUNCTION @S@.pl_dashboard_exact(p_from timestamptz, p_to timestamptz, p_source text)
 RETURNS TABLE (day bigint, source_type text, changes bigint, entities bigint, usable boolean, horizon bigint)
 LANGUAGE plpgsql STABLE SET jit = off AS $fn$
@@ -222,13 +234,8 @@ BEGIN
   RETURN QUERY EXECUTE $q$
   WITH att AS (SELECT i.inhrelid AS part FROM pg_catalog.pg_inherits i
   WHERE i.inhparent = '@S@.provenance_ledger'::regclass),
-  st AS (SELECT s.horizon, s.advanced_at FROM @S@.rollup_state s WHERE s.id = 1 AND s.horizon IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM att WHERE NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = att.part))),
-  live AS (SELECT DISTINCT d.day FROM @S@.rollup_day d
-  WHERE EXISTS (SELECT 1 FROM st) AND d.part IN (SELECT att.part FROM att)
-  AND d.day > coalesce($1, '-infinity') - interval '24 hours'
-  AND d.day < coalesce($2, 'infinity')
-  AND (d.min_tt < coalesce($1, '-infinity') OR d.max_tt >= coalesce($2, 'infinity'))),
+  st AS (SELECT s.advanced_at FROM @S@.rollup_state s WHERE s.id = 1 AND $4 IS NOT NULL),
+  live AS (SELECT l.day FROM @S@.pl_rollup_live_days($1, $2) l(day) WHERE $4 IS NOT NULL),
   tail AS (SELECT date_trunc('day', p.transaction_time, 'UTC') AS day, p.source_type, p.entity_id,
   NOT EXISTS (SELECT 1 FROM @S@.provenance_ledger q WHERE q.entity_id = p.entity_id
   AND q.transaction_time >= date_trunc('day', p.transaction_time, 'UTC')
@@ -272,13 +279,8 @@ BEGIN
   RETURN QUERY EXECUTE $q$
   WITH att AS (SELECT i.inhrelid AS part FROM pg_catalog.pg_inherits i
   WHERE i.inhparent = '@S@.provenance_ledger'::regclass),
-  st AS (SELECT s.horizon, s.advanced_at FROM @S@.rollup_state s WHERE s.id = 1 AND s.horizon IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM att WHERE NOT EXISTS (SELECT 1 FROM @S@.rollup_partition r WHERE r.part = att.part))),
-  live AS (SELECT DISTINCT d.day FROM @S@.rollup_day d
-  WHERE EXISTS (SELECT 1 FROM st) AND d.part IN (SELECT att.part FROM att)
-  AND d.day > coalesce($1, '-infinity') - interval '24 hours'
-  AND d.day < coalesce($2, 'infinity')
-  AND (d.min_tt < coalesce($1, '-infinity') OR d.max_tt >= coalesce($2, 'infinity'))),
+  st AS (SELECT s.advanced_at FROM @S@.rollup_state s WHERE s.id = 1 AND $3 IS NOT NULL),
+  live AS (SELECT l.day FROM @S@.pl_rollup_live_days($1, $2) l(day) WHERE $3 IS NOT NULL),
   agg AS (SELECT r.entity_type, r.field_name, r.corrections FROM @S@.rollup_corrections r
   WHERE EXISTS (SELECT 1 FROM st) AND r.part IN (SELECT att.part FROM att)
   AND r.day > coalesce($1, '-infinity') - interval '24 hours'
