@@ -368,7 +368,7 @@ PL_EXTERN int pl_migrate(pl_ledger *l);
 PL_EXTERN int pl_schema_version(int *out_db, pl_ledger *l);
 
 /** The schema version this library creates with pl_migrate(). */
-#define PL_SCHEMA_VERSION 9
+#define PL_SCHEMA_VERSION 10
 
 /* ------------------------------------------------------------------------ */
 /* Writing                                                                   */
