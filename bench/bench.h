@@ -63,7 +63,8 @@ enum {
     PH_BASELINE = 1u << 5,
     PH_POOL = 1u << 6, /* pool-size sweep, only on request */
     PH_TLOG = 1u << 7, /* seals the dataset: runs last */
-    PH_ALL = PH_LOAD | PH_MIX | PH_POINT | PH_WRITES | PH_CACHE | PH_BASELINE | PH_TLOG
+    PH_INGEST = 1u << 8,
+    PH_ALL = PH_LOAD | PH_MIX | PH_POINT | PH_WRITES | PH_CACHE | PH_BASELINE | PH_INGEST | PH_TLOG
 };
 
 /* ------------------------------------------------------------------------ */

@@ -2,7 +2,7 @@
  *
  *   provledger-bench [--scale tiny|small|full|N] [--duration S]
  *                    [--clients 1,8,32,100] [--out DIR] [--skip-load]
- *                    [--phases load,mix,point,baseline,cache,writes,tlog,pool]
+ *                    [--phases load,mix,point,baseline,cache,writes,ingest,tlog,pool]
  *                    [--pool N] [--pool-cap N]
  *
  * Connection settings come from the environment that
@@ -33,8 +33,11 @@ static void usage(FILE *f)
             "  --out DIR                  results.json, latency.png, pgbench scripts\n"
             "                             (default bench/out)\n"
             "  --skip-load                reuse the dataset already in schema \"bench\"\n"
-            "  --phases LIST              load,mix,point,baseline,cache,writes,tlog (default\n"
-            "                             all); tlog seals the dataset, verifies it, serves\n"
+            "  --phases LIST              load,mix,point,baseline,cache,writes,ingest,tlog\n"
+            "                             (default all); ingest compares batches, imports\n"
+            "                             and single inserts with raw COPY and pgbench's\n"
+            "                             INSERT into the design record's table; tlog seals\n"
+            "                             the dataset, verifies it, serves\n"
             "                             proofs and repeats the writes with a sealer;\n"
             "                             'pool' sweeps the pool size at the largest client count\n"
             "  --pool N                   pool size for every run (default min(clients, cap))\n"
@@ -87,7 +90,7 @@ static int parse_phases(bench_opts *o, const char *s)
         unsigned bit;
     } names[] = {{"load", PH_LOAD},     {"mix", PH_MIX},     {"point", PH_POINT},
                  {"baseline", PH_BASELINE}, {"cache", PH_CACHE}, {"writes", PH_WRITES},
-                 {"pool", PH_POOL},     {"tlog", PH_TLOG}, {"all", PH_ALL}};
+                 {"pool", PH_POOL},     {"tlog", PH_TLOG}, {"ingest", PH_INGEST}, {"all", PH_ALL}};
     o->phases = 0;
     char buf[256];
     snprintf(buf, sizeof buf, "%s", s);
@@ -266,6 +269,8 @@ int main(int argc, char **argv)
         cache_phase(&o, &ds);
     if (o.phases & PH_WRITES)
         writes_phase(&o, &ds);
+    if (o.phases & PH_INGEST)
+        ingest_phase(&o, &ds);
     /* Last: it seals the dataset, which no other phase expects. */
     if (o.phases & PH_TLOG)
         tlog_phase(&o, &ds);

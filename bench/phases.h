@@ -34,6 +34,9 @@ void make_change(pl_change *c, change_buf *b, const bench_dataset *ds, uint64_t 
 double write_run(const bench_opts *o, const bench_dataset *ds, const char *phase,
                  const char *name, int clients, int cache, int batch, int fresh,
                  bench_hist *lat_out);
+/* Batches and single inserts beside raw COPY and pgbench's INSERT into the
+ * design record's table (ingest.c, issue 13). */
+void ingest_phase(const bench_opts *o, const bench_dataset *ds);
 /* Tamper evidence: the first seal, a full verification, proofs, and the
  * write runs again with a sealer following (tlog.c). */
 void tlog_phase(const bench_opts *o, const bench_dataset *ds);

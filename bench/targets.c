@@ -1,4 +1,4 @@
-/* Every target of issues 3, 4, 5, 10 and 16 and the design record, evaluated on the
+/* Every target of issues 3, 4, 5, 10, 13 and 16 and the design record, evaluated on the
  * rows the phases recorded. A target whose phase did not run is NOT RUN. */
 #include <math.h>
 #include <stdio.h>
@@ -158,6 +158,25 @@ void collect_targets(const bench_opts *o, const bench_dataset *ds)
                   report_get_value("tlog", "batch_insert_2_clients_loss"), 0.15, 0, "x");
     report_target("10.wait", "#10 committed record sealed within, p99, at 3,000 records/s",
                   report_get_value("tlog", "seal_wait_p99_s"), 1, 0, "s");
+
+    /* issue 13: ingest beside raw COPY into the design record's table and
+     * pgbench's single-row INSERT (latency ratios: pgbench's over ours) */
+    static const struct {
+        const char *id, *key, *desc;
+        double min;
+    } ingest[] = {
+        {"13.batch", "batch_1000_vs_copy", "#13 pl_insert_batch 1000/call (hot) / raw COPY", 0.5},
+        {"13.batch", "batch_10000_vs_copy", "#13 pl_insert_batch 10000/call (hot) / raw COPY", 0.5},
+        {"13.batch", "batch_new_vs_copy", "#13 pl_insert_batch 1000/call (new) / raw COPY", 0.5},
+        {"13.import", "import_vs_copy", "#13 pl_import_batch 1000/call / raw COPY", 0.7},
+        {"13.single", "single_1_p50_ratio", "#13 pl_insert p50, 1 client, vs pgbench INSERT", 0.7},
+        {"13.single", "single_1_p99_ratio", "#13 pl_insert p99, 1 client, vs pgbench INSERT", 0.7},
+        {"13.single", "single_8_p50_ratio", "#13 pl_insert p50, 8 clients, vs pgbench INSERT", 0.7},
+        {"13.single", "single_8_p99_ratio", "#13 pl_insert p99, 8 clients, vs pgbench INSERT", 0.7},
+    };
+    for (size_t i = 0; i < sizeof ingest / sizeof ingest[0]; i++)
+        report_target(ingest[i].id, ingest[i].desc, report_get_value("ingest", ingest[i].key),
+                      ingest[i].min, 1, "x");
 
     /* design record: p95 at 100 concurrent users, its mix, no cache */
     for (int t = 0; t < Q_NTYPES; t++) {
