@@ -1,8 +1,10 @@
 /* Ingest beside raw COPY (issue 13).
  *
  * The yardstick is plain libpq COPY into the design record's indexed table
- * (ADR-0029 "Complete Index Setup": idx_prov_tt, idx_prov_vt and GIN on
- * metadata, with their INCLUDE columns), holding as many rows as the
+ * as issue 13 names it (ADR-0029 "Complete Index Setup": idx_prov_tt,
+ * idx_prov_vt and GIN on metadata, with their INCLUDE columns; the ADR's
+ * fourth, idx_prov_bitemporal, is left out as the issue leaves it out,
+ * which makes the yardstick faster), holding as many rows as the
  * ledger, written in 1,000-row transactions. The library writes the same
  * rows in the same order: each stream (changes to random hot entities, new
  * entities with their four fields, history of new entities with the
@@ -352,10 +354,12 @@ static int design_table(const bench_opts *o)
         "DROP SCHEMA IF EXISTS " DESIGN_SCHEMA " CASCADE;"
         "CREATE SCHEMA " DESIGN_SCHEMA ";"
         "CREATE TABLE " DESIGN_SCHEMA ".prov ("
-        "  id bigserial, entity_id text NOT NULL, field_name text NOT NULL, old_value jsonb,"
+        "  id bigserial, entity_id text COLLATE \"C\" NOT NULL, field_name text COLLATE \"C\" NOT NULL,"
+        "  old_value jsonb,"
         "  new_value jsonb NOT NULL, transaction_time timestamptz NOT NULL DEFAULT clock_timestamp(),"
         "  valid_time_start timestamptz NOT NULL DEFAULT clock_timestamp(),"
-        "  valid_time_end timestamptz NOT NULL DEFAULT 'infinity', source_type text NOT NULL,"
+        "  valid_time_end timestamptz NOT NULL DEFAULT 'infinity',"
+        "  source_type text COLLATE \"C\" NOT NULL,"
         "  change_reason text, metadata jsonb NOT NULL DEFAULT '{}');"
         "INSERT INTO " DESIGN_SCHEMA ".prov (entity_id, field_name, old_value, new_value,"
         "  transaction_time, valid_time_start, valid_time_end, source_type, change_reason, metadata)"
