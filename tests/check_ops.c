@@ -127,7 +127,15 @@ START_TEST(test_schema_objects)
     int v = 0;
     tu_ok(pl_schema_version(&v, l));
     ck_assert_int_eq(v, PL_SCHEMA_VERSION);
-    ck_assert_int_eq(PL_SCHEMA_VERSION, 9);
+    ck_assert_int_eq(PL_SCHEMA_VERSION, 10);
+    /* Migration 10: two indexes no query needed are gone, idx_prov_tt (which
+     * now serves valid-time reads too) stays, on every partition. */
+    ck_assert_int_eq(tu_sql_ll("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN "
+                               "('idx_prov_vt', 'provenance_current_starts')"),
+                     0);
+    ck_assert_int_eq(tu_sql_ll("SELECT count(*) FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid "
+                               "WHERE i.inhparent = 'idx_prov_tt'::regclass AND x.indisvalid"),
+                     tu_sql_ll("SELECT count(*) FROM pg_inherits WHERE inhparent = 'provenance_ledger'::regclass"));
     /* Migration 7: the dashboards' rollup. */
     ck_assert_int_eq(tu_sql_ll("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename IN "
                                "('rollup_state', 'rollup_partition', 'rollup_day', 'rollup_changes', "
