@@ -156,6 +156,36 @@ static uint64_t ns_between(const struct timespec *a, const struct timespec *b)
            (uint64_t)a->tv_nsec;
 }
 
+/* One timed run of a stream: its generator, the latency of each call and
+ * what it wrote. */
+typedef struct timed_run {
+    gen g;
+    bench_hist h;
+    uint64_t errors;
+    long long rows;
+    double t0, t_end;
+} timed_run;
+
+static void run_begin(timed_run *t, const bench_opts *o, stream kind, unsigned long long tag)
+{
+    gen_init(&t->g, kind, tag);
+    hist_reset(&t->h);
+    t->errors = 0;
+    t->rows = 0;
+    t->t0 = bench_now();
+    t->t_end = t->t0 + o->short_duration;
+}
+
+/* Adds the run's row to the ingest table; returns rows/s, -1 after an error. */
+static double run_end(const timed_run *t, const char *name, int cache)
+{
+    double el = bench_now() - t->t0;
+    bench_row *r = report_row("ingest", name, 1, cache);
+    report_fill(r, &t->h, t->errors, el);
+    r->ops = el > 0 ? (double)t->rows / el : 0;
+    return t->errors ? -1 : r->ops;
+}
+
 /* Rows/s of raw COPY of `kind`'s stream for the run's short duration. */
 static double copy_run(const bench_opts *o, const bench_dataset *ds, stream kind,
                        unsigned long long tag, const char *name)
@@ -169,31 +199,22 @@ static double copy_run(const bench_opts *o, const bench_dataset *ds, stream kind
         free(buf);
         return -1;
     }
-    gen g;
-    gen_init(&g, kind, tag);
-    bench_hist h;
-    hist_reset(&h);
-    uint64_t errors = 0;
-    long long rows = 0;
-    double t0 = bench_now(), t_end = t0 + o->short_duration;
-    while (bench_now() < t_end) {
+    timed_run t;
+    run_begin(&t, o, kind, tag);
+    while (bench_now() < t.t_end) {
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
-        if (copy_txn(c, &g, ds, buf, cap) < 0) {
-            errors++;
+        if (copy_txn(c, &t.g, ds, buf, cap) < 0) {
+            t.errors++;
             break;
         }
         clock_gettime(CLOCK_MONOTONIC, &b);
-        hist_record(&h, ns_between(&a, &b));
-        rows += COPY_TXN;
+        hist_record(&t.h, ns_between(&a, &b));
+        t.rows += COPY_TXN;
     }
-    double el = bench_now() - t0;
-    bench_row *r = report_row("ingest", name, 1, -1);
-    report_fill(r, &h, errors, el);
-    r->ops = el > 0 ? (double)rows / el : 0;
     PQfinish(c);
     free(buf);
-    return errors ? -1 : r->ops;
+    return run_end(&t, name, -1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -210,16 +231,11 @@ static double lib_run(const bench_opts *o, const bench_dataset *ds, stream kind,
     double ops = -1;
     if (!l || !changes || !bufs || !tts)
         goto out;
-    gen g;
-    gen_init(&g, kind, tag);
-    bench_hist h;
-    hist_reset(&h);
-    uint64_t errors = 0;
-    long long rows = 0;
-    double t0 = bench_now(), t_end = t0 + o->short_duration;
-    while (bench_now() < t_end) {
+    timed_run t;
+    run_begin(&t, o, kind, tag);
+    while (bench_now() < t.t_end) {
         for (int i = 0; i < per_call; i++)
-            gen_next(&g, ds, &changes[i], &bufs[i], &tts[i]);
+            gen_next(&t.g, ds, &changes[i], &bufs[i], &tts[i]);
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
         int rc = kind == S_IMPORT ? pl_import_batch(NULL, l, changes, tts, (size_t)per_call)
@@ -227,17 +243,13 @@ static double lib_run(const bench_opts *o, const bench_dataset *ds, stream kind,
         clock_gettime(CLOCK_MONOTONIC, &b);
         if (rc != PL_OK) {
             report_note("ingest: %s: %s: %s", name, pl_strerror(rc), pl_errmsg());
-            errors++;
+            t.errors++;
             break;
         }
-        hist_record(&h, ns_between(&a, &b));
-        rows += per_call;
+        hist_record(&t.h, ns_between(&a, &b));
+        t.rows += per_call;
     }
-    double el = bench_now() - t0;
-    bench_row *r = report_row("ingest", name, 1, 0);
-    report_fill(r, &h, errors, el);
-    r->ops = el > 0 ? (double)rows / el : 0;
-    ops = errors ? -1 : r->ops;
+    ops = run_end(&t, name, 0);
 out:
     free(changes);
     free(bufs);
