@@ -114,6 +114,7 @@ static int copy_txn(PGconn *c, gen *g, const bench_dataset *ds, char *buf, size_
     r = ok ? PQexec(c, copy) : NULL;
     ok = ok && PQresultStatus(r) == PGRES_COPY_IN;
     PQclear(r);
+    int copying = ok;
     char *p = buf, *end = buf + cap;
     for (int i = 0; ok && i < COPY_TXN; i++) {
         pl_change ch;
@@ -121,26 +122,32 @@ static int copy_txn(PGconn *c, gen *g, const bench_dataset *ds, char *buf, size_
         pl_time tt = 0;
         gen_next(g, ds, &ch, &b, &tt);
         char ts[48];
-        format_time(ts, sizeof ts, tt);
-        const char *cols[7] = {ch.entity_id, ch.field_name, ch.new_value, ch.source_type,
-                               ch.metadata};
-        int n = 5;
+        const char *cols[7];
+        int n = 0;
+        cols[n++] = ch.entity_id;
+        cols[n++] = ch.field_name;
+        cols[n++] = ch.new_value;
         if (g->kind == S_IMPORT) {
-            const char *imp[7] = {ch.entity_id, ch.field_name, ch.new_value, ts, ts,
-                                  ch.source_type, ch.metadata};
-            memcpy(cols, imp, sizeof imp);
-            n = 7;
+            format_time(ts, sizeof ts, tt);
+            cols[n++] = ts; /* transaction_time */
+            cols[n++] = ts; /* valid_time_start */
         }
+        cols[n++] = ch.source_type;
+        cols[n++] = ch.metadata;
         for (int j = 0; ok && j < n; j++) {
             ok = append_field(&p, end, cols[j]) == 0 && p + 1 < end;
             if (ok)
                 *p++ = j + 1 < n ? '\t' : '\n';
         }
     }
-    ok = ok && PQputCopyData(c, buf, (int)(p - buf)) == 1 && PQputCopyEnd(c, NULL) == 1;
-    while (ok && (r = PQgetResult(c))) {
-        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        PQclear(r);
+    /* a COPY that started ends, sent or aborted, before the ROLLBACK */
+    if (copying) {
+        ok = ok && PQputCopyData(c, buf, (int)(p - buf)) == 1;
+        ok = PQputCopyEnd(c, ok ? NULL : "row buffer full") == 1 && ok;
+        while ((r = PQgetResult(c))) {
+            ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+            PQclear(r);
+        }
     }
     r = PQexec(c, ok ? "COMMIT" : "ROLLBACK");
     ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -278,7 +285,9 @@ static size_t read_logs(const char *dir, const char *prefix, uint64_t **lat, siz
         return 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, prefix, strlen(prefix)))
+        /* pgbench names them PREFIX.PID, and PREFIX.PID.N for its other threads */
+        size_t pl = strlen(prefix);
+        if (strncmp(e->d_name, prefix, pl) || e->d_name[pl] != '.')
             continue;
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -411,7 +420,7 @@ void ingest_phase(const bench_opts *o, const bench_dataset *ds)
     double copy_new = copy_run(o, ds, S_NEW, tag, "raw COPY, new entities");
     double bn = lib_run(o, ds, S_NEW, 1000, tag, "pl_insert_batch 1000/call, new");
     double copy_imp = copy_run(o, ds, S_IMPORT, tag, "raw COPY, history");
-    double imp = lib_run(o, ds, S_IMPORT, 1000, tag + 1, "pl_import_batch 1000/call");
+    double imp = lib_run(o, ds, S_IMPORT, 1000, tag, "pl_import_batch 1000/call");
     ratio("batch_1000_vs_copy", b1, copy_hot);
     ratio("batch_10000_vs_copy", b10, copy_hot);
     ratio("batch_new_vs_copy", bn, copy_new);

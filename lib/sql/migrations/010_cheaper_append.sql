@@ -2,7 +2,7 @@
 -- Migration 10 (issue 13). Measured on the 1M-record bench dataset, one
 -- call of 1,000 changes to hot entities (pgbench running pl_append,
 -- EXPLAIN ANALYZE of each statement inside it through auto_explain, and
--- one piece removed at a time; bench/RESULTS.md "Ingest" has the table):
+-- one piece removed at a time; bench/RESULTS.md "Issue 13" has the table):
 -- every random-position B-tree a row enters costs it a leaf page found and
 -- dirtied, 5-10 microseconds a row. Two of them answered no query:
 --   idx_prov_vt: every valid-time read names one entity and field, and
