@@ -43,9 +43,15 @@ extern "C" {
  * `valid_from <= V < valid_to` (an open end is infinity). For one entity and
  * field, *the answer at (T, V)* is the visible record with the greatest
  * `(transaction_time, id)`. #PL_TIME_ANY drops the condition on that axis;
- * #PL_TIME_NOW stands for the database server's current time. On the
- * transaction axis "now" means "everything committed before the query's
- * snapshot was taken", which is what the ledger knows at that moment.
+ * #PL_TIME_NOW stands for the database server's current time; for one
+ * entity, never a time before its last transaction time (after a failover
+ * to a server whose clock is behind, an entity's transaction times run
+ * ahead of that clock until it catches up, and its "now" is its last
+ * transaction time meanwhile, so what was written valid "from now" is
+ * current at once). On the transaction axis "now" means "everything
+ * committed before the query's snapshot was taken", which is what the
+ * ledger knows at that moment; as the end of a window it lies after every
+ * record of the entity already committed.
  *
  * Within one entity, transaction times strictly increase in commit order:
  * concurrent writers to one entity are serialised, so an as-of answer for a
@@ -368,7 +374,7 @@ PL_EXTERN int pl_migrate(pl_ledger *l);
 PL_EXTERN int pl_schema_version(int *out_db, pl_ledger *l);
 
 /** The schema version this library creates with pl_migrate(). */
-#define PL_SCHEMA_VERSION 10
+#define PL_SCHEMA_VERSION 11
 
 /* ------------------------------------------------------------------------ */
 /* Writing                                                                   */
@@ -697,7 +703,7 @@ PL_EXTERN int pl_history_page(pl_result **out, char **next_cursor, pl_ledger *l,
  * With an instant as @p to, each page first waits for writes of this
  * entity still in flight, as pl_range() does, so that no record with a
  * time before @p to commits behind the walk. #PL_TIME_NOW stands for the
- * server's time when each page is read (a later page may see records a
+ * entity's now (see the top) when each page is read (a later page may see records a
  * former page's "now" excluded; none is skipped or repeated).
  * @param from, to instants or #PL_TIME_NOW; #PL_TIME_ANY leaves that end
  *        open. They are part of the query the cursor is bound to.

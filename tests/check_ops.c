@@ -127,7 +127,12 @@ START_TEST(test_schema_objects)
     int v = 0;
     tu_ok(pl_schema_version(&v, l));
     ck_assert_int_eq(v, PL_SCHEMA_VERSION);
-    ck_assert_int_eq(PL_SCHEMA_VERSION, 10);
+    ck_assert_int_eq(PL_SCHEMA_VERSION, 11);
+    /* Migration 11: the read functions take the entity's now. */
+    ck_assert_int_eq(tu_sql_ll("SELECT count(*) FROM pg_proc WHERE pronamespace = current_schema()::regnamespace "
+                               "AND proname IN ('pl_read_asof', 'pl_read_snapshot', 'pl_read_range') "
+                               "AND prosrc LIKE '%entity_head%'"),
+                     3);
     /* Migration 10: two indexes no query needed are gone, idx_prov_tt (which
      * now serves valid-time reads too) stays, on every partition. */
     ck_assert_int_eq(tu_sql_ll("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN "

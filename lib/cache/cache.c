@@ -634,9 +634,19 @@ static void count_reply(entity_round *er, size_t i, const redisReply *rep)
 void pl_cache_intent_end(pl_cache *c, pl_cache_intent *it, const char *const *entities,
                          const pl_time *tts, size_t n, int outcome)
 {
-    if (tts)
+    if (tts) {
+        /* Noted as the server's clock saw the write, never later: fills
+         * are timed by that clock, and after a failover to a server whose
+         * clock is behind, transaction times run ahead of it (migration
+         * 11); noting them would refuse every honest fill meanwhile. */
+        pl_time clock_upper = PL_TIME_INFINITY;
+        pthread_mutex_lock(&c->mu);
+        if (c->lease.pg_now != 0)
+            clock_upper = pl_cache_now_upper(&c->lease);
+        pthread_mutex_unlock(&c->mu);
         for (size_t i = 0; i < n; i++)
-            horizon_note(c, entities[i], tts[i]);
+            horizon_note(c, entities[i], tts[i] < clock_upper ? tts[i] : clock_upper);
+    }
     pthread_mutex_lock(&c->mu);
     c->invalidations += n;
     pthread_mutex_unlock(&c->mu);

@@ -34,8 +34,9 @@ typedef struct lease {
     uint64_t recv_us;        /* monotonic time its answer came back */
 } lease;
 
-/* The last transaction time this handle wrote to an entity (by a hash of
- * its id; a slot taken over by another entity forgets the older one). */
+/* The last transaction time this handle wrote to an entity, at most the
+ * server clock's estimate when the write ended (by a hash of its id; a
+ * slot taken over by another entity forgets the older one). */
 typedef struct horizon_slot {
     uint64_t hash;
     pl_time tt;

@@ -5,7 +5,7 @@
 -- result-format: binary
 -- class: keyset
 -- A keyset page (lib/api/page.c), one field, newest first:
--- the records with transaction time in [$3, $4) (NULL: now()) strictly
+-- the records with transaction time in [$3, $4) (NULL: the entity's now, migration 11) strictly
 -- before the position ($5 transaction time, $6 id) in (transaction_time,
 -- id) order, at most $7 of them (NULL: all, for an iterator's cursor). The
 -- position and the window are conditions on idx_prov_tt (entity, field, time DESC, id DESC),
@@ -18,7 +18,7 @@ SELECT id, entity_id, field_name, new_value, old_value, transaction_time, valid_
 valid_time_end, source_type, change_reason, metadata, erased_at
 FROM @S@.provenance_ledger
 WHERE entity_id = $1::text AND field_name = $2::text
-AND transaction_time >= coalesce($3::timestamptz, now())
-AND transaction_time < coalesce($4::timestamptz, now())
+AND transaction_time >= coalesce($3::timestamptz, greatest(now(), (SELECT h.last_tt + interval '1 microsecond' FROM @S@.entity_head h WHERE h.entity_id = $1::text)))
+AND transaction_time < coalesce($4::timestamptz, greatest(now(), (SELECT h.last_tt + interval '1 microsecond' FROM @S@.entity_head h WHERE h.entity_id = $1::text)))
 AND (transaction_time, id) < ($5::timestamptz, $6::int8)
 ORDER BY transaction_time DESC, id DESC LIMIT $7::int8
