@@ -29,10 +29,11 @@ static const char sql_current[] =
     "SELECT c.id, c.entity_id, c.field_name, c.new_value, c.old_value, c.transaction_time, "
     "c.valid_time_start, c.valid_time_end, c.source_type, c.change_reason, c.metadata, "
     "least(c.valid_time_end, (SELECT min(p.valid_time_start) FROM " S ".provenance_current p "
-    "WHERE p.entity_id = " E " AND p.field_name = " F " AND p.valid_time_start > now())) "
-    "FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM " S ".provenance_current "
-    "WHERE entity_id = " E " AND field_name = " F " AND valid_time_start <= now() "
-    "AND valid_time_end > now() ORDER BY transaction_time DESC, id DESC LIMIT 1) c ON true;\n";
+    "WHERE p.entity_id = " E " AND p.field_name = " F " AND p.valid_time_start > n.t)) "
+    "FROM (SELECT greatest(now(), (SELECT h.last_tt FROM " S ".entity_head h WHERE h.entity_id = " E
+    ")) AS t) n LEFT JOIN LATERAL (SELECT * FROM " S ".provenance_current "
+    "WHERE entity_id = " E " AND field_name = " F " AND valid_time_start <= n.t "
+    "AND valid_time_end > n.t ORDER BY transaction_time DESC, id DESC LIMIT 1) c ON true;\n";
 
 /* PL_STMT_RANGE_ALL: $2, $3 = a one-month window in the entity's life. */
 static const char sql_range[] =

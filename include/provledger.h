@@ -278,7 +278,10 @@ typedef struct pl_config {
      *  #PL_ECONNECT (the connection was lost, or none could be made) or
      *  #PL_EUNKNOWN (it broke after the write was sent): the key makes
      *  running it again safe (when the first attempt did commit, the
-     *  receipt names the record it wrote, never a second one). Attempts
+     *  receipt names the record it wrote, never a second one). With the
+     *  cache on, a write is not sent while neither Redis nor PostgreSQL can
+     *  record that it is coming (#PL_ECONNECT or #PL_ETIMEOUT, nothing
+     *  written); such a keyed write is tried again the same way. Attempts
      *  pause 50 ms, doubling up to 1 s, in between, within
      *  #keyed_write_retry_ms: with the default, a write outlasts a failover
      *  manager promoting a standby when #pg_conninfo names every node

@@ -780,6 +780,59 @@ START_TEST(test_timeline_change)
 }
 END_TEST
 
+/* A writer whose cache can neither take its intents nor disable the cache
+ * must not write: other processes would go on serving their cached
+ * answers. Here Redis is fine and the writer's role lacks EXECUTE on
+ * pl_cache_lease and pl_cache_disable (README "Roles and grants"); in a
+ * failover it is PostgreSQL unreachable for the lease and the disable, and
+ * back a moment later for the write. */
+START_TEST(test_write_refused_when_cache_cannot_be_told)
+{
+    pl_config cfg;
+    fault_config(&cfg);
+    cfg.cache_lease_ms = 20000; /* the reader's lease outlives the test */
+    pl_ledger *reader = tu_open_cfg(&cfg);
+    ct_put(reader, "told", "f", "\"v1\"");
+    ct_expect(reader, "told", "f", "\"v1\"", "fill");
+    ck_assert_int_eq(ct_expect(reader, "told", "f", "\"v1\"", "hit"), PL_ORIGIN_CACHE);
+    const char *sc = ct_schema();
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "GRANT USAGE ON SCHEMA \"%s\" TO provledger_app; "
+             "GRANT SELECT ON ALL TABLES IN SCHEMA \"%s\" TO provledger_app; "
+             "GRANT EXECUTE ON FUNCTION \"%s\".pl_append(text[], text[], jsonb[], jsonb[], timestamptz[], "
+             "timestamptz[], text[], text[], jsonb[], text[], timestamptz[]), "
+             "\"%s\".pl_ensure_partitions(timestamptz, integer) TO provledger_app",
+             sc, sc, sc, sc);
+    free(tu_sql(sql, 0, NULL));
+    pl_config wc;
+    fault_config(&wc);
+    wc.pg_conninfo = getenv("PL_TEST_PG_APP");
+    pl_ledger *writer = NULL;
+    tu_ok(pl_open(&writer, &wc));
+    pl_change c = tu_change("told", "f", "\"v2\"");
+    pl_receipt receipt;
+    int rc = pl_insert(&receipt, writer, &c);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", pl_errmsg());
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\".provenance_ledger WHERE entity_id = 'told'", sc);
+    long long rows = tu_sql_ll(sql);
+    if (rc == PL_OK) {
+        pl_result *r = NULL;
+        tu_ok(pl_current(&r, reader, "told", "f", 0));
+        ck_abort_msg("the write went ahead without intents or a disabled cache (%lld rows); the reader "
+                     "then answered %s (origin %d)", rows, pl_result_get(r, 0)->new_value,
+                     pl_result_origin(r));
+    }
+    ck_assert_msg(rc == PL_EPERM, "insert -> %d (%s): %s", rc, pl_strerror(rc), msg);
+    ck_assert_msg(strstr(msg, "not written") && strstr(msg, "pl_cache_disable"), "message: %s", msg);
+    ck_assert_int_eq(rows, 1);
+    ck_assert_int_eq(ct_expect(reader, "told", "f", "\"v1\"", "after the refused write"), PL_ORIGIN_CACHE);
+    pl_close(writer);
+    pl_close(reader);
+}
+END_TEST
+
 static void setup(void)
 {
     ct_fresh();
@@ -808,6 +861,7 @@ int main(void)
     tcase_add_test(tc, test_client_pause_write);
     tcase_add_test(tc, test_mixed_lease_lengths);
     tcase_add_test(tc, test_eviction);
+    tcase_add_test(tc, test_write_refused_when_cache_cannot_be_told);
     suite_add_tcase(s, tc);
     tc = tu_tcase("external_writes", 60);
     tcase_add_checked_fixture(tc, setup, NULL);

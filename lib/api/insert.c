@@ -107,28 +107,45 @@ static int read_receipts(PGresult *r, pl_receipt *out, size_t n, size_t *appende
     return PL_OK;
 }
 
-/* cfg.keyed_write_retries: the append again, every change keyed, after
- * attempt failed with rc (PL_ECONNECT or PL_EUNKNOWN), pausing 50 ms,
- * doubling up to 1 s, within cfg.keyed_write_retry_ms; the last answer. A
- * retry after PL_EUNKNOWN may find the first attempt committed: the keys
- * turn that into receipts marked duplicate, never a second record. */
-static int retry_keyed(pl_ledger *l, const char *const *values, const int *lengths, PGresult **r, int rc)
+/* cfg.keyed_write_retries: one budget of attempts made again, pausing
+ * 50 ms, doubling up to 1 s, within cfg.keyed_write_retry_ms, shared by
+ * the cache's setup of the write and the append itself. */
+typedef struct keyed_retry {
+    uint64_t start, pause;
+    unsigned made;
+} keyed_retry;
+
+/* Pauses before one more attempt; 0 when the budget is spent. The
+ * budget starts at the first failure. */
+static int retry_again(pl_ledger *l, keyed_retry *kr)
 {
-    uint64_t start = pl_mono_us(), budget = (uint64_t)l->cfg.keyed_write_retry_ms * 1000u;
-    uint64_t pause = 50000;
-    for (unsigned i = 0; i < l->cfg.keyed_write_retries && (rc == PL_ECONNECT || rc == PL_EUNKNOWN); i++) {
-        uint64_t spent = pl_mono_us() - start;
-        if (spent >= budget)
-            break;
-        pl_sleep_us((int64_t)(pause < budget - spent ? pause : budget - spent));
-        if (pause < 1000000)
-            pause *= 2;
-        if (pl_mono_us() - start >= budget)
-            break;
+    uint64_t budget = (uint64_t)l->cfg.keyed_write_retry_ms * 1000u;
+    if (!kr->start)
+        kr->start = pl_mono_us();
+    uint64_t spent = pl_mono_us() - kr->start;
+    if (kr->made >= l->cfg.keyed_write_retries || spent >= budget)
+        return 0;
+    pl_sleep_us((int64_t)(kr->pause < budget - spent ? kr->pause : budget - spent));
+    if (kr->pause < 1000000)
+        kr->pause *= 2;
+    if (pl_mono_us() - kr->start >= budget)
+        return 0;
+    kr->made++;
+    atomic_fetch_add(&l->write_retries, 1);
+    return 1;
+}
+
+/* The append again, every change keyed, after an attempt failed with rc
+ * (PL_ECONNECT or PL_EUNKNOWN); the last answer. A retry after
+ * PL_EUNKNOWN may find the first attempt committed: the keys turn that
+ * into receipts marked duplicate, never a second record. */
+static int retry_keyed(pl_ledger *l, keyed_retry *kr, const char *const *values, const int *lengths,
+                       PGresult **r, int rc)
+{
+    while ((rc == PL_ECONNECT || rc == PL_EUNKNOWN) && retry_again(l, kr)) {
         PQclear(*r);
         *r = NULL;
         int again = pl_db_run(l->db, PL_SQL_APPEND, values, lengths, PL_RUN_IDEMPOTENT, r);
-        atomic_fetch_add(&l->write_retries, 1);
         /* An unknown outcome stays the answer when a later attempt only
          * failed to connect: the first may have committed. */
         rc = again == PL_ECONNECT && rc == PL_EUNKNOWN ? PL_EUNKNOWN : again;
@@ -160,6 +177,7 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
     int all_keyed = 1;
     for (size_t i = 0; i < n && all_keyed; i++)
         all_keyed = changes[i].idempotency_key != NULL;
+    keyed_retry kr = {0, 50000, 0};
 
     /* The entities written, for the cache's intents, announced before
      * anything can commit (cache.c) and before a connection is held: the
@@ -177,7 +195,12 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
         }
         for (size_t i = 0; i < n; i++)
             ids[i] = changes[i].entity_id;
-        if ((rc = pl_cache_intent_begin(l->cache, &intent, ids, n)))
+        /* Nothing was sent when this fails: a keyed write may try again
+         * (PostgreSQL unreachable while Redis is too, during a failover). */
+        rc = pl_cache_intent_begin(l->cache, &intent, ids, n);
+        while (all_keyed && (rc == PL_ECONNECT || rc == PL_ETIMEOUT) && retry_again(l, &kr))
+            rc = pl_cache_intent_begin(l->cache, &intent, ids, n);
+        if (rc)
             goto done;
         intent_started = 1;
     }
@@ -186,8 +209,8 @@ static int append(pl_receipt *out, pl_ledger *l, const pl_change *changes, const
      * change carries an idempotency key (db/exec.c has the other rules). */
     PGresult *r = NULL;
     rc = pl_db_run(l->db, PL_SQL_APPEND, values, lengths, all_keyed ? PL_RUN_IDEMPOTENT : 0, &r);
-    if (all_keyed && (rc == PL_ECONNECT || rc == PL_EUNKNOWN) && l->cfg.keyed_write_retries)
-        rc = retry_keyed(l, values, lengths, &r, rc);
+    if (all_keyed && (rc == PL_ECONNECT || rc == PL_EUNKNOWN))
+        rc = retry_keyed(l, &kr, values, lengths, &r, rc);
     size_t appended = 0;
     int outcome = rc == PL_OK ? PL_CACHE_COMMITTED : rc == PL_EUNKNOWN ? PL_CACHE_UNKNOWN
                                                                       : PL_CACHE_FAILED;

@@ -57,6 +57,9 @@
  * disabled nobody reads or fills. The window is at least INTENT_TTL_MS plus
  * two leases, so that every intent placed under the old epoch has been
  * committed and cleared (or has run out) before anyone uses the new one.
+ * When PostgreSQL cannot record that either, the write is not sent (its
+ * caller gets the error): PostgreSQL may answer the write a moment later,
+ * a failover completing, while the other processes still serve the cache.
  *
  * When Redis lost data: a Redis whose run_id differs from the one the
  * state is bound to (restarted, restored from an old snapshot, failed over)
@@ -613,8 +616,19 @@ int pl_cache_intent_begin(pl_cache *c, pl_cache_intent *it, const char *const *e
             return PL_OK;
     }
     /* Some entity has no intent in force: nobody may use the cache until
-     * this write is over. */
-    pl_cache_disable(c);
+     * this write is over. When that cannot be recorded either, the write
+     * must not be sent: PostgreSQL may answer it a moment later (a
+     * failover completing), and it would commit while other processes
+     * serve their cached answers. */
+    int disabled = pl_cache_disable(c);
+    if (disabled != PL_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", pl_errmsg());
+        free(it->gens);
+        it->gens = NULL;
+        return pl_fail(disabled, "not written: Redis did not take the write's intents and the cache "
+                           "could not be disabled in PostgreSQL: %s", why);
+    }
     return PL_OK;
 }
 
@@ -655,7 +669,7 @@ void pl_cache_intent_end(pl_cache *c, pl_cache_intent *it, const char *const *en
     /* The intents (or the disabled window) may have run out before the
      * commit: make sure nobody serves what was filled meanwhile. */
     if (outcome == PL_CACHE_COMMITTED && pl_mono_us() - it->sent_us > INTENT_SAFE_US)
-        pl_cache_disable(c);
+        (void)pl_cache_disable(c); /* committed: nothing to refuse; CLEAR still drops fills */
     if (it->placed && outcome != PL_CACHE_UNKNOWN) {
         /* Pairs whose intent was not placed have an empty generation,
          * which CLEAR never matches: it drops their hash. */
@@ -683,7 +697,7 @@ void pl_cache_invalidate(pl_cache *c, const char *const *entities, size_t n, int
     if (pl_cache_lease_get(c, &ls, 0) < 0) {
         /* Without the state we cannot name the keys: make sure nobody
          * serves them instead. */
-        pl_cache_disable(c);
+        (void)pl_cache_disable(c); /* best effort: no write waits on it */
         return;
     }
     /* The epoch the write saw, its neighbours (a move may have raced the
@@ -701,7 +715,7 @@ void pl_cache_invalidate(pl_cache *c, const char *const *entities, size_t n, int
         pl_redis_release(c->redis, rc, failed);
     }
     if (failed)
-        pl_cache_disable(c);
+        (void)pl_cache_disable(c); /* best effort: the write has committed */
 }
 
 /* ------------------------------------------------------------------------ */

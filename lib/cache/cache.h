@@ -78,8 +78,9 @@ enum {
 
 /* Before a write of these entities: records an intent in each entity's
  * hash, or, when Redis cannot take them, disables the cache for every
- * process before returning. PL_ENOMEM when nothing could be set up (the
- * write must not go ahead). */
+ * process before returning. An error when nothing could be set up (out of
+ * memory, or neither Redis nor PostgreSQL recorded it): the write must not
+ * go ahead. */
 int pl_cache_intent_begin(pl_cache *c, pl_cache_intent *it, const char *const *entities, size_t n);
 
 /* After the write: notes the transaction times written (tts, may be NULL)

@@ -101,9 +101,10 @@ int pl_cache_recover_epoch(pl_cache *c, pl_redis_conn *rc, const char *run_id, i
                            const pl_buf *marker);
 
 /* Makes sure no process serves the cache before a new epoch whose window
- * outlasts every intent in flight, and returns once every lease taken
- * before has run out. */
-void pl_cache_disable(pl_cache *c);
+ * outlasts every intent in flight, and returns PL_OK once every lease
+ * taken before has run out. When PostgreSQL cannot record it, returns the
+ * error (the thread's error says why) and nothing is disabled. */
+int pl_cache_disable(pl_cache *c);
 
 /* listen.c --------------------------------------------------------------- */
 

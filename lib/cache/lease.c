@@ -241,7 +241,7 @@ int pl_cache_recover_epoch(pl_cache *c, pl_redis_conn *rc, const char *run_id, i
 
 /* (cache_int.h) Marks the shared state disabled in PostgreSQL (which moves
  * the epoch) unless our own window is known to cover this write. */
-void pl_cache_disable(pl_cache *c)
+int pl_cache_disable(pl_cache *c)
 {
     uint64_t now = pl_mono_us();
     pthread_mutex_lock(&c->mu);
@@ -252,7 +252,7 @@ void pl_cache_disable(pl_cache *c)
                       (int64_t)c->cfg.lease_ms * 1000;
     pthread_mutex_unlock(&c->mu);
     if (covered)
-        return; /* our window is known to all, and outlasts this write */
+        return PL_OK; /* our window is known to all, and outlasts this write */
 
     char ms[8];
     pl_cc_put_i64(ms, disable_window_ms(c));
@@ -260,13 +260,18 @@ void pl_cache_disable(pl_cache *c)
     int lengths[1] = {8};
     PGresult *r = NULL;
     uint64_t sent = pl_mono_us();
-    int rc = pg_run(c, PL_SQL_CACHE_DISABLE, values, lengths, &r);
-    if (rc != PL_OK || PQntuples(r) != 1) {
-        /* PostgreSQL cannot be reached either: the write itself will fail
-         * or, after a commit, the TTL bounds how long an old answer lives. */
+    /* Not pg_run: a failure's reason stays the thread's error, for the
+     * write that must then not be sent (pl_cache_intent_begin). */
+    pl_errsave saved;
+    pl_error_save(&saved);
+    int rc = pl_db_run(c->db, PL_SQL_CACHE_DISABLE, values, lengths, PL_RUN_IDEMPOTENT, &r);
+    if (rc == PL_OK && (PQntuples(r) != 1 || PQnfields(r) < 5))
+        rc = pl_fail(PL_EDB, "pl_cache_disable() returned %d rows", PQntuples(r));
+    if (rc != PL_OK) {
         PQclear(r);
-        return;
+        return rc;
     }
+    pl_error_restore(&saved);
     int64_t disabled_for = pl_get_i64(PQgetvalue(r, 0, 1));
     pl_time until = pl_wire_get_time(PQgetvalue(r, 0, 2));
     /* Wait out the longest lease any process holds, not just ours. */
@@ -286,4 +291,5 @@ void pl_cache_disable(pl_cache *c)
     int64_t wait = lease_us - disabled_for;
     if (wait > 0)
         pl_sleep_us(wait + 1000);
+    return PL_OK;
 }

@@ -42,7 +42,7 @@ static void invalidate_external(pl_cache *c, const char *entity)
 {
     lease ls;
     if (pl_cache_lease_get(c, &ls, 0) < 0) {
-        pl_cache_disable(c);
+        (void)pl_cache_disable(c); /* best effort: the write has committed */
         return;
     }
     pl_cache_invalidate(c, &entity, 1, ls.epoch);
@@ -65,7 +65,7 @@ static void *listener_main(void *arg)
         /* Notifications sent while we were away are lost: treat the gap
          * like a write that could not invalidate. */
         if (connected_before)
-            pl_cache_disable(c);
+            (void)pl_cache_disable(c); /* best effort: those writes have committed */
         connected_before = 1;
         pthread_mutex_lock(&c->mu);
         c->listening = 1;
