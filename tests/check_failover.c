@@ -271,6 +271,31 @@ static long long q_ll(PGconn *pg, const char *sql, int n, const char *const *p)
     return v;
 }
 
+/* What the monitor recorded in the last two minutes, printed when a check
+ * fails: whether the primary went to wait_primary (synchronous replication
+ * off, README "High availability") or the standby was unhealthy tells a
+ * loss pg_auto_failover allowed from one of ours. */
+static void print_monitor_events(const char *label)
+{
+    PGconn *mon = PQconnectdb(getenv("PL_FO_MONITOR"));
+    PGresult *r = PQstatus(mon) == CONNECTION_OK
+                      ? PQexec(mon, "SELECT to_char(eventtime, 'HH24:MI:SS.MS'), nodename, reportedstate, "
+                                    "goalstate, reportedlsn, description FROM pgautofailover.event "
+                                    "WHERE eventtime > now() - interval '120 seconds' ORDER BY eventid")
+                      : NULL;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        printf("failover: %s: the monitor's events could not be read: %s", label, PQerrorMessage(mon));
+    } else {
+        printf("failover: %s: the monitor's events of the last 120 s:\n", label);
+        for (int i = 0; i < PQntuples(r); i++)
+            printf("  %s %s %s -> %s lsn %s: %.160s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                   PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), PQgetvalue(r, i, 5));
+    }
+    fflush(stdout);
+    PQclear(r);
+    PQfinish(mon);
+}
+
 /* Every acknowledged key exactly once, with its receipt's id and time;
  * no key of this run twice; per entity, transaction times strictly
  * increasing in id order. */
@@ -312,6 +337,8 @@ static void check_ledger(const char *label)
            "missing/duplicated/wrong id, %lld duplicated keys, %lld out-of-order times\n",
            label, n, rows, missing, dups, disorder);
     fflush(stdout);
+    if (missing || dups || disorder)
+        print_monitor_events(label);
     ck_assert_int_eq(missing, 0);
     ck_assert_int_eq(dups, 0);
     ck_assert_int_eq(disorder, 0);
